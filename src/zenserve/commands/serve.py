@@ -1,0 +1,54 @@
+"""`zenserve serve`: run one architecture on one port."""
+
+from __future__ import annotations
+
+import argparse
+
+from zenserve.commands.options import (
+    add_address_arguments,
+    add_limit_arguments,
+    add_service_arguments,
+    limits_from,
+    service_config_from,
+)
+from zenserve.config import DEFAULT_BACKLOG, ServerConfig
+from zenserve.runner import serve
+from zenserve.servers import ARCHITECTURES, get_architecture
+
+HELP = "serve the zen protocol with one architecture"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_address_arguments(parser, "address to listen on")
+    parser.add_argument("--arch", default="single", metavar="NAME",
+                        help=f"architecture: {', '.join(ARCHITECTURES)} (default single)")
+    parser.add_argument("--inherit", action="store_true",
+                        help="serve the socket inherited as fd 0 (inetd) or from LISTEN_FDS")
+    parser.add_argument("--allow", action="append", default=[], metavar="CIDR",
+                        help="accept clients only from this network (repeatable)")
+    parser.add_argument("--backlog", type=int, default=DEFAULT_BACKLOG,
+                        help=f"listen backlog (default {DEFAULT_BACKLOG})")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="log every connection, book-style")
+    add_service_arguments(parser)
+    add_limit_arguments(parser)
+
+
+def config_from(args: argparse.Namespace) -> ServerConfig:
+    get_architecture(args.arch)
+    return ServerConfig(
+        host=args.host,
+        port=args.port,
+        architecture=args.arch,
+        backlog=args.backlog,
+        inherit=args.inherit,
+        allow=tuple(args.allow),
+        limits=limits_from(args),
+        service=service_config_from(args),
+        verbose=args.verbose,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    serve(config_from(args))
+    return 0

@@ -1,0 +1,81 @@
+"""Run `zenserve serve` as a child process and wait for its readiness line.
+
+Used by the demo, `compare`, tests and benchmarks: no fixed ports (port 0)
+and no sleeps, only the ``Listening at HOST:PORT`` line.
+"""
+
+from __future__ import annotations
+
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import time
+from types import TracebackType
+
+from zenserve.errors import ZenserveError
+
+READY_PREFIX = "Listening at "
+
+
+class ServerProcess:
+    """``zenserve serve ARGS -p 0`` in a child process; ``port`` once ready."""
+
+    def __init__(self, *serve_args: str, ready_timeout: float = 30.0,
+                 stderr: int | None = None, env: dict[str, str] | None = None) -> None:
+        command = [sys.executable, "-m", "zenserve", "serve", "-p", "0", *serve_args]
+        self.process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=stderr, text=True,
+            env=env if env is not None else os.environ.copy(),
+        )
+        try:
+            self.host, self.port = self._wait_ready(ready_timeout)
+        except BaseException:
+            self.kill()
+            raise
+
+    def _wait_ready(self, timeout: float) -> tuple[str, int]:
+        assert self.process.stdout is not None
+        deadline = time.monotonic() + timeout
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.process.stdout, selectors.EVENT_READ)
+            while (remaining := deadline - time.monotonic()) > 0:
+                if not selector.select(remaining):
+                    break
+                line = self.process.stdout.readline()
+                if not line:
+                    raise ZenserveError(f"server exited with status {self.process.wait()}")
+                if line.startswith(READY_PREFIX):
+                    address = line[len(READY_PREFIX):].strip()
+                    host, _, port = address.rpartition(":")
+                    return host.strip("[]"), int(port)
+        raise ZenserveError(f"server not ready within {timeout:g}s")
+
+    def stop(self, signum: int = signal.SIGTERM, timeout: float = 20.0) -> int:
+        """Send ``signum`` and wait for the exit status (killing it past ``timeout``)."""
+        if self.process.poll() is None:
+            self.process.send_signal(signum)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+
+    def __enter__(self) -> ServerProcess:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.kill()

@@ -1,0 +1,54 @@
+"""The registry of server architectures: one table, each imported only when chosen.
+
+Optional dependencies (uvloop, gevent) stay optional because an architecture's
+module is imported only when that architecture is used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+
+from zenserve.errors import ZenserveError
+from zenserve.servers.base import Server
+
+
+@dataclass(frozen=True, slots=True)
+class Architecture:
+    """One way to serve: its name, a one-line description, and where it lives."""
+
+    name: str
+    description: str
+    module: str
+    book_listing: str = "-"
+    event_loop: bool = False  # one thread multiplexes every connection
+
+
+ARCHITECTURES: dict[str, Architecture] = {
+    arch.name: arch
+    for arch in (
+        Architecture("single", "one client at a time; the others wait", "single", "7-3"),
+    )
+}
+
+
+def get_architecture(name: str) -> Architecture:
+    """The registered architecture called ``name``, or a one-line error listing the names."""
+    try:
+        return ARCHITECTURES[name]
+    except KeyError:
+        names = ", ".join(ARCHITECTURES)
+        raise ZenserveError(f"unknown architecture {name!r}; choose one of: {names}") from None
+
+
+def server_class(name: str) -> type[Server]:
+    """Import the architecture's module and return its ``Server`` class."""
+    architecture = get_architecture(name)
+    try:
+        module = importlib.import_module(f"zenserve.servers.{architecture.module}")
+    except ImportError as error:
+        raise ZenserveError(
+            f"architecture {name!r} needs a package that is not installed: {error.name}"
+        ) from None
+    server: type[Server] = module.Server
+    return server
