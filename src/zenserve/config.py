@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from zenserve.cost import Cost
+from zenserve.cost import FREE, Cost
 from zenserve.protocol import DEFAULT_MAX_REQUEST_BYTES
 
 # The book's port (listing 7-1's parse_command_line default).
@@ -23,7 +23,7 @@ class ServiceConfig:
 
     aphorisms: Path | None = None
     callable_spec: str | None = None
-    cost: Cost = Cost()
+    cost: Cost = FREE
     fault_rate: float = 0.0
 
 

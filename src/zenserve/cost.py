@@ -10,12 +10,12 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 from zenserve.errors import ZenserveError
 
 
-class CostKind(str, Enum):
+class CostKind(StrEnum):
     BLOCK = "block"
     IO = "io"
     CPU = "cpu"
@@ -59,3 +59,7 @@ def burn_cpu(seconds: float) -> None:
     while time.perf_counter() < deadline:
         for value in range(200):
             total += value * value
+
+
+# No simulated cost: the default everywhere (a zero cost must cost nothing).
+FREE = Cost()

@@ -18,7 +18,7 @@ import tomllib
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from zenserve.cost import Cost, CostKind
+from zenserve.cost import FREE, Cost, CostKind
 from zenserve.errors import ZenserveError
 from zenserve.protocol import (
     ERROR_FAULT,
@@ -43,7 +43,7 @@ _BETTER_THAN = re.compile(r"^(\w+ is better than) (\w+)\.$")
 def pep20_table() -> dict[bytes, bytes]:
     """Every "X is better than Y." line of PEP 20, as ``X is better than?`` -> ``Y.``."""
     with contextlib.redirect_stdout(io.StringIO()):
-        import this  # noqa: F401  (prints the Zen on first import; silenced)
+        import this  # prints the Zen on first import; silenced here
     import codecs
 
     zen = codecs.decode(this.s, "rot13")
@@ -117,7 +117,7 @@ class Service:
         self,
         table: Mapping[bytes, bytes] | None = None,
         handler: Handler | None = None,
-        cost: Cost = Cost(),
+        cost: Cost = FREE,
         fault_rate: float = 0.0,
     ) -> None:
         if handler is not None and table is not None:

@@ -16,6 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     width = max(len(name) for name in ARCHITECTURES)
     for architecture in ARCHITECTURES.values():
-        listing = f" (listing {architecture.book_listing})" if architecture.book_listing != "-" else ""
+        listing = architecture.book_listing
+        listing = f" (listing {listing})" if listing != "-" else ""
         print(f"{architecture.name:<{width}}  {architecture.description}{listing}")
     return 0

@@ -22,12 +22,16 @@ class Architecture:
     module: str
     book_listing: str = "-"
     event_loop: bool = False  # one thread multiplexes every connection
+    # How many clients it serves at once: "one", a fixed thread "pool", or "many"
+    # (bounded only by --max-connections and memory).
+    concurrency: str = "many"
 
 
 ARCHITECTURES: dict[str, Architecture] = {
     arch.name: arch
     for arch in (
-        Architecture("single", "one client at a time; the others wait", "single", "7-3"),
+        Architecture("single", "one client at a time; the others wait", "single", "7-3",
+                     concurrency="one"),
     )
 }
 

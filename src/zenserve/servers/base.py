@@ -8,6 +8,7 @@ a listening socket and a ``ServeContext``, and hands every received byte to a
 from __future__ import annotations
 
 import abc
+import contextlib
 import ipaddress
 import logging
 import socket
@@ -111,10 +112,8 @@ class Waker:
         if self.woken:
             return
         self.woken = True
-        try:
+        with contextlib.suppress(OSError):  # already readable, or closed
             self._writer.send(b"!")
-        except OSError:
-            pass  # already woken or closed: the reader is readable or gone
 
     def close(self) -> None:
         self._reader.close()

@@ -10,6 +10,7 @@ import errno
 import logging
 import select
 import socket
+import struct
 import time
 
 from zenserve.net import describe_address
@@ -46,7 +47,7 @@ def converse(sock: socket.socket, address: object, context: ServeContext, stop: 
 def _converse(sock: socket.socket, peer: str, context: ServeContext, stop: Waker) -> None:
     limits = context.limits
     conversation = context.conversation(peer)
-    sock.settimeout(limits.idle_timeout)  # bounds sendall to a client that never reads
+    bound_blocking_sends(sock, limits.idle_timeout)
     poller = select.poll()
     poller.register(sock, select.POLLIN)
     poller.register(stop, select.POLLIN)
@@ -54,11 +55,12 @@ def _converse(sock: socket.socket, peer: str, context: ServeContext, stop: Waker
     stop_deadline = 0.0
     while True:
         now = time.monotonic()
-        if stop.woken and not stop.graceful:
-            return
-        if stop.woken and not stop_deadline:
-            stop_deadline = now + limits.graceful_timeout
-            poller.unregister(stop)
+        if stop.woken:
+            if not stop.graceful or not (conversation.mid_request or _more_waiting(sock)):
+                return  # at once, or gracefully at a request boundary
+            if not stop_deadline:
+                stop_deadline = now + limits.graceful_timeout
+                poller.unregister(stop)
         deadline = _next_deadline(now, limits.idle_timeout, request_started,
                                   limits.request_timeout, stop_deadline)
         events = poller.poll(max(0.0, deadline - now) * 1000)
@@ -77,8 +79,18 @@ def _converse(sock: socket.socket, peer: str, context: ServeContext, stop: Waker
         if conversation.closing:
             return
         request_started = (request_started or time.monotonic()) if conversation.mid_request else 0.0
-        if stop.woken and not conversation.mid_request and not _more_waiting(sock):
-            return  # graceful stop at a request boundary
+
+
+def bound_blocking_sends(sock: socket.socket, seconds: float) -> None:
+    """Make ``sock`` blocking, with sends to a client that never reads bounded by the kernel.
+
+    A Python-level timeout would add a poll() before every recv and send;
+    SO_SNDTIMEO bounds sendall() at no cost per call (it raises OSError).
+    """
+    sock.setblocking(True)
+    whole = int(seconds)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO,
+                    struct.pack("ll", whole, int((seconds - whole) * 1e6)))
 
 
 def _next_deadline(now: float, idle_timeout: float, request_started: float,

@@ -1,0 +1,62 @@
+"""Small helpers for tests that talk to real servers over loopback."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from zenserve.process import ServerProcess
+from zenserve.protocol import answer_framer
+
+SOCKET_TIMEOUT = 10.0
+QUESTION = b"Beautiful is better than?"
+ANSWER = b"Ugly."
+
+
+def connect(port: int, host: str = "127.0.0.1") -> socket.socket:
+    sock = socket.create_connection((host, port), timeout=SOCKET_TIMEOUT)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
+
+def read_answers(sock: socket.socket, count: int) -> list[bytes]:
+    """Read exactly ``count`` answers (fails on close or timeout)."""
+    framer = answer_framer()
+    answers: list[bytes] = []
+    while len(answers) < count:
+        data = sock.recv(65536)
+        assert data, f"server closed after {len(answers)} of {count} answers"
+        answers += framer.feed(data)
+    assert len(answers) == count, f"got more answers than asked: {answers[count:]!r}"
+    return answers
+
+
+def read_until_closed(sock: socket.socket) -> bytes:
+    """Everything the server sends until it closes the connection."""
+    chunks = []
+    while data := sock.recv(65536):
+        chunks.append(data)
+    return b"".join(chunks)
+
+
+def ask(port: int, question: bytes = QUESTION) -> bytes:
+    with connect(port) as sock:
+        sock.sendall(question)
+        return read_answers(sock, 1)[0]
+
+
+def wait_for(condition: object, timeout: float = 10.0, interval: float = 0.01) -> None:
+    """Poll a condition that has no event to wait on (a process table, a file)."""
+    assert callable(condition)
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(interval)
+
+
+@contextmanager
+def running_server(*args: str, stderr: int | None = None) -> Iterator[ServerProcess]:
+    with ServerProcess(*args, stderr=stderr) as server:
+        yield server

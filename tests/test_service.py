@@ -1,0 +1,115 @@
+"""The service: PEP 20 table, users' tables and callables, cost."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from zenserve.cost import Cost, CostKind, parse_duration
+from zenserve.errors import ZenserveError
+from zenserve.protocol import ERROR_INTERNAL, ERROR_UNKNOWN
+from zenserve.service import Service, load_table, pep20_table
+
+BOOK_PAIRS = {
+    b"Beautiful is better than?": b"Ugly.",
+    b"Explicit is better than?": b"Implicit.",
+    b"Simple is better than?": b"Complex.",
+}
+
+
+def test_pep20_table_has_every_better_than_line_including_the_books() -> None:
+    table = pep20_table()
+    assert BOOK_PAIRS.items() <= table.items()
+    assert table[b"Flat is better than?"] == b"Nested."
+    assert table[b"Now is better than?"] == b"Never."
+    assert len(table) == 7
+
+
+def test_default_service_answers_and_rejects_unknown() -> None:
+    service = Service()
+    assert service.answer(b"Beautiful is better than?") == b"Ugly."
+    assert service.answer(b"\x00\xff?") == ERROR_UNKNOWN
+
+
+def test_table_from_toml_and_json(tmp_path: Path) -> None:
+    toml = tmp_path / "t.toml"
+    toml.write_text('"Tea is better than?" = "Coffee."\n')
+    assert load_table(toml) == {b"Tea is better than?": b"Coffee."}
+    json_file = tmp_path / "t.json"
+    json_file.write_text('{"aphorisms": {"A?": "B."}}')
+    assert load_table(json_file) == {b"A?": b"B."}
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('"A" = "B."', "must end with its only '?'"),
+        ('"A?" = "B"', "must end with its only '.'"),
+        ('"A?" = "B.C."', "must end with its only '.'"),
+        ('"A?" = 3', "must map text to text"),
+        ("not toml at all [", "not valid toml"),
+        ("", "non-empty table"),
+    ],
+)
+def test_bad_table_files_get_one_clear_error(tmp_path: Path, content: str, message: str) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(content)
+    with pytest.raises(ZenserveError, match=message):
+        load_table(path)
+
+
+def test_missing_table_file(tmp_path: Path) -> None:
+    with pytest.raises(ZenserveError, match="cannot read"):
+        load_table(tmp_path / "absent.toml")
+
+
+def test_failing_callable_gives_internal_error_and_logs_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def handler(question: bytes) -> bytes:
+        if question == b"boom?":
+            raise RuntimeError("kaboom")
+        return b"fine."
+
+    service = Service(handler=handler)
+    assert service.answer(b"boom?") == ERROR_INTERNAL
+    assert service.answer(b"boom?") == ERROR_INTERNAL
+    assert service.answer(b"ok?") == b"fine."
+    failures = [r for r in caplog.records if "RuntimeError" in r.getMessage()]
+    assert len(failures) == 1 and failures[0].exc_info is not None
+
+
+def test_callable_returning_a_malformed_answer_is_an_internal_error() -> None:
+    assert Service(handler=lambda q: b"no dot").answer(b"x?") == ERROR_INTERNAL
+    assert Service(handler=lambda q: b"1.5.").answer(b"x?") == ERROR_INTERNAL
+
+
+def test_zero_cost_is_the_bare_lookup() -> None:
+    service = Service()
+    assert service.answer is service.lookup
+
+
+def test_block_cost_takes_at_least_its_time() -> None:
+    service = Service(cost=Cost(0.02, CostKind.BLOCK))
+    started = time.perf_counter()
+    service.answer(b"Beautiful is better than?")
+    assert time.perf_counter() - started >= 0.02
+
+
+def test_io_cost_is_exposed_for_event_loops() -> None:
+    assert Service(cost=Cost(0.005, CostKind.IO)).io_delay == 0.005
+    assert Service(cost=Cost(0.005, CostKind.CPU)).io_delay == 0.0
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("2ms", 0.002), ("100us", 0.0001), ("0.5s", 0.5), ("1", 1.0)]
+)
+def test_parse_duration(text: str, seconds: float) -> None:
+    assert parse_duration(text) == pytest.approx(seconds)
+
+
+def test_parse_duration_rejects_nonsense() -> None:
+    with pytest.raises(ZenserveError, match="bad duration"):
+        parse_duration("fast")
