@@ -4,7 +4,7 @@ PYTHON ?= python3.11
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint setup clean
+.PHONY: demo test lint setup clean bench bench-quick
 
 $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,13 @@ test: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/mypy
 	$(VENV)/bin/python -m pytest
+
+# Benchmarks print tables and record them in benchmarks/RESULTS.md (minutes; quiet machine please).
+bench: $(STAMP)
+	$(VENV)/bin/python benchmarks/run_all.py
+
+bench-quick: $(STAMP)
+	$(VENV)/bin/python benchmarks/run_all.py --quick
 
 clean:
 	rm -rf $(VENV) zenserve-report .pytest_cache .mypy_cache

@@ -1,0 +1,228 @@
+"""Every registered architecture against its book listing and the C yardstick, in one run.
+
+    .venv/bin/python benchmarks/architectures.py            # full run: 3 rounds × 2 s
+    .venv/bin/python benchmarks/architectures.py --quick    # 1 round × 1 s, marked provisional
+    .venv/bin/python benchmarks/architectures.py --arch poll --arch epoll
+
+For each architecture in zenserve's registry (whatever it holds when this
+runs), the C reference load generator drives, at 1, 10 and 100 connections:
+the C reference server (one process and two), the book's listing for that
+architecture (from the course text, its ``time.sleep(0.0)`` removed, or a
+labelled reconstruction from book_baselines/), zenserve with that
+architecture, and zenserve with ``--workers 2`` when ``serve`` has it. Runs are
+interleaved and each point is the median of its rounds. The table goes to
+stdout and to its own section of benchmarks/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from architecture_table import (
+    C_LABEL,
+    GroupResult,
+    failure_notes,
+    fastest_summary,
+    markdown_table,
+)
+from contenders import (
+    Contender,
+    RunningServer,
+    book_contender,
+    c_reference_contender,
+    zenserve_contender,
+)
+from race import Entrant, RaceSettings, run_race
+from reference import build_reference
+from results_file import command_line, machine_lines, update_section
+
+from zenserve.book import write_listings
+from zenserve.errors import ZenserveError
+from zenserve.servers import ARCHITECTURES
+
+SECTION = "architectures"
+BASELINES = Path(__file__).resolve().parent / "book_baselines"
+CONNECTION_COUNTS = (1, 10, 100)
+
+
+@dataclass(frozen=True, slots=True)
+class Counterpart:
+    """The book listing an architecture is raced against, and why that one."""
+
+    listing: str
+    why: str
+
+
+BOOK_COUNTERPARTS = {
+    "single": Counterpart("srv_single.py", "listing 7-3"),
+    "threaded": Counterpart("srv_threaded.py", "listing 7-4 (4 threads)"),
+    "socketserver": Counterpart("srv_legacy1.py", "listing 7-5, reconstructed (not in the seed)"),
+    "forking": Counterpart("srv_legacy_forking.py",
+                           "listing 7-5 with ForkingMixIn as the book's text suggests, "
+                           "reconstructed"),
+    "poll": Counterpart("srv_async.py", "listing 7-6"),
+    "epoll": Counterpart("srv_async.py", "no book listing; 7-6, the same loop on poll()"),
+    "asyncio-callbacks": Counterpart("srv_asyncio1.py", "listing 7-7, reconstructed"),
+    "asyncio-coroutines": Counterpart("srv_asyncio2.py",
+                                      "listing 7-8, reconstructed, async/await for 3.11"),
+    "uvloop": Counterpart("srv_asyncio1.py", "no book listing; 7-7's callbacks on stock asyncio"),
+    "gevent": Counterpart("srv_legacy1.py",
+                          "no book listing; 7-5's task per client (threads, not greenlets)"),
+    "inetd": Counterpart("srv_single.py", "no runnable book listing; an inetd wait-mode server "
+                         "runs 7-1's accept loop, as 7-3 does"),
+}
+
+# What the 10- and 100-connection columns mean for servers that do not serve everyone at once.
+CONCURRENCY_NOTES = {
+    "one": "serves one client at a time: at 10 and 100 connections the others wait in the "
+           "backlog, so the rate is one client's (or the run times out past the backlog)",
+    "pool": "serves a fixed pool of clients at a time: the rest wait in the backlog",
+}
+
+
+def prepare_listings(directory: Path) -> dict[str, Path]:
+    """The seed's listings (sleep removed) and our reconstructions, side by side with zen_utils."""
+    paths = write_listings(directory, without_sleep=True)
+    for baseline in sorted(BASELINES.glob("srv_*.py")):
+        paths[baseline.name] = Path(shutil.copy(baseline, directory / baseline.name))
+    return paths
+
+
+def serve_has_workers() -> bool:
+    """Whether this checkout's ``zenserve serve`` takes ``--workers``."""
+    result = subprocess.run([sys.executable, "-m", "zenserve", "serve", "--help"],
+                            capture_output=True, text=True, timeout=60, check=False)
+    return "--workers" in result.stdout
+
+
+def group_contenders(name: str, listings: dict[str, Path],
+                     workers: bool) -> tuple[str | None, list[Contender]]:
+    """The book label (or None) and the contenders raced for architecture ``name``."""
+    contenders = []
+    book_label = None
+    counterpart = BOOK_COUNTERPARTS.get(name)
+    if counterpart is not None and counterpart.listing in listings:
+        book = book_contender(listings[counterpart.listing])
+        contenders.append(book)
+        book_label = book.label
+    contenders.append(zenserve_contender(name))
+    if workers:
+        contenders.append(zenserve_contender(name, workers=2))
+    return book_label, contenders
+
+
+@contextmanager
+def started(contenders: Sequence[Contender]) -> Iterator[list[Entrant]]:
+    """Start every contender; one that fails to start is raced as a failure, not a crash."""
+    with ExitStack() as stack:
+        entrants = []
+        for contender in contenders:
+            try:
+                server = stack.enter_context(RunningServer(contender))
+                entrants.append(Entrant(contender.label, server.port))
+            except ZenserveError as error:
+                entrants.append(Entrant(contender.label, None, str(error)))
+        yield entrants
+
+
+def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true",
+                        help="1 round of 1 s per point; the table is marked provisional")
+    parser.add_argument("--rounds", type=int, help="runs per point, median taken (default 3)")
+    parser.add_argument("--seconds", type=float, help="length of each run (default 2)")
+    parser.add_argument("--arch", action="append", default=[], metavar="NAME",
+                        help="only this architecture (repeatable; default: all registered); "
+                             "implies --no-record")
+    parser.add_argument("--provisional", metavar="WHY",
+                        help="mark the recorded table provisional, saying why")
+    parser.add_argument("--no-record", action="store_true",
+                        help="print the table only; leave RESULTS.md alone")
+    args = parser.parse_args(argv)
+    # A partial run must not replace the full table someone else recorded.
+    args.no_record = args.no_record or bool(args.arch)
+    args.rounds = args.rounds or (1 if args.quick else 3)
+    args.seconds = args.seconds or (1.0 if args.quick else 2.0)
+    if args.quick and not args.provisional:
+        args.provisional = "--quick run (1 round of 1 s per point)"
+    unknown = [name for name in args.arch if name not in ARCHITECTURES]
+    if unknown:
+        parser.error(f"unknown architecture(s) {', '.join(unknown)}; "
+                     f"registered: {', '.join(ARCHITECTURES)}")
+    return args
+
+
+def race_all(names: Sequence[str], settings: RaceSettings) -> list[GroupResult]:
+    """Build the yardsticks, then race every architecture's group beside the C servers."""
+    groups = []
+    workers = serve_has_workers()
+    with tempfile.TemporaryDirectory(prefix="zenserve-bench-") as scratch:
+        tools = build_reference(Path(scratch))
+        listings = prepare_listings(Path(scratch) / "book")
+        yardsticks = [c_reference_contender(tools.server, 1),
+                      c_reference_contender(tools.server, 2)]
+        with started(yardsticks) as c_entrants:
+            for name in names:
+                book_label, contenders = group_contenders(name, listings, workers)
+                with started(contenders) as entrants:
+                    points = run_race(name, [*c_entrants, *entrants], settings, tools.load)
+                groups.append(GroupResult(
+                    name, book_label, tuple(entrant.label for entrant in entrants),
+                    tuple(entrant.label for entrant in c_entrants), points))
+    return groups
+
+
+def report(groups: Sequence[GroupResult], args: argparse.Namespace) -> str:
+    """The markdown section: heading, provenance, table, verdicts and notes."""
+    lines = ["## Architectures vs the book's listings and the C reference", ""]
+    if args.provisional:
+        lines += [f"**PROVISIONAL: {args.provisional}. Not final numbers.**", ""]
+    lines += [f"- command: `{command_line()}` (or `make bench`)", *machine_lines(),
+              f"- each point: median of {args.rounds} run(s) of {args.seconds:g} s by the C "
+              "reference load generator (zen_ref_load.c, cc -O2), contenders interleaved",
+              f"- × C: against the one-process C reference measured in the same group "
+              f"(the `{C_LABEL}` row shows the median over all groups)", "",
+              markdown_table(groups, CONNECTION_COUNTS), "", *fastest_summary(groups), "",
+              "Book counterparts (book listings run from the seed with `time.sleep(0.0)` "
+              "removed; reconstructions live in benchmarks/book_baselines/):", ""]
+    for group in groups:
+        counterpart = BOOK_COUNTERPARTS.get(group.architecture)
+        if group.book_label is None or counterpart is None:
+            lines.append(f"- {group.architecture}: n/a (no book counterpart)")
+        else:
+            lines.append(f"- {group.architecture}: {counterpart.listing} ({counterpart.why})")
+        concurrency = ARCHITECTURES[group.architecture].concurrency
+        if concurrency in CONCURRENCY_NOTES:
+            lines.append(f"  - {CONCURRENCY_NOTES[concurrency]}")
+    notes = failure_notes(groups, CONNECTION_COUNTS)
+    if notes:
+        lines += ["", "Runs without a rate:", "", *notes]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_arguments(argv)
+    names = args.arch or list(ARCHITECTURES)
+    settings = RaceSettings(CONNECTION_COUNTS, args.rounds, args.seconds)
+    try:
+        groups = race_all(names, settings)
+    except ZenserveError as error:
+        print(f"architectures benchmark: {error}", file=sys.stderr)
+        return 1
+    text = report(groups, args)
+    print(text)
+    if not args.no_record:
+        update_section(SECTION, text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

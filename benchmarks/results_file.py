@@ -1,0 +1,78 @@
+"""benchmarks/RESULTS.md: each script owns one section between HTML comment markers.
+
+Several scripts (and engineers) write to the same file, so a script replaces
+only the text between its own ``<!-- BEGIN name -->`` and ``<!-- END name -->``
+markers and appends the section when it is not there yet; everything else in
+the file is left exactly as it was.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import shlex
+import sys
+from pathlib import Path
+
+RESULTS_PATH = Path(__file__).resolve().parent / "RESULTS.md"
+TITLE = "# zenserve benchmark results\n"
+PROJECT_ROOT = RESULTS_PATH.parent.parent
+
+
+def markers(name: str) -> tuple[str, str]:
+    """The comment lines that delimit section ``name``."""
+    return f"<!-- BEGIN {name} -->", f"<!-- END {name} -->"
+
+
+def update_section(name: str, body: str, path: Path = RESULTS_PATH) -> None:
+    """Replace section ``name`` of ``path`` with ``body`` (appending it if absent)."""
+    begin, end = markers(name)
+    block = f"{begin}\n{body.rstrip()}\n{end}"
+    text = path.read_text(encoding="utf-8") if path.exists() else TITLE
+    start = text.find(begin)
+    stop = text.find(end, start + len(begin)) if start >= 0 else -1
+    if start >= 0 and stop >= 0:
+        text = text[:start] + block + text[stop + len(end):]
+    else:
+        text = text.rstrip() + "\n\n" + block + "\n"
+    # Written whole to a side file and renamed, so a reader never sees half a file.
+    partial = path.with_suffix(".md.partial")
+    partial.write_text(text, encoding="utf-8")
+    partial.replace(path)
+
+
+def cpu_model() -> str:
+    """The CPU's model name as the kernel reports it."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def machine_lines() -> list[str]:
+    """Date, machine and interpreter, one markdown bullet each."""
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
+    return [
+        f"- date: {now}",
+        f"- machine: {os.cpu_count()} CPUs (nproc), {cpu_model()}, "
+        f"kernel {platform.release()}, load average {load} at the end of the run",
+        f"- Python {platform.python_version()} ({sys.executable})",
+    ]
+
+
+def command_line() -> str:
+    """This script's command line as someone at the project root would type it."""
+    python = Path(sys.executable)
+    script = Path(sys.argv[0]).resolve()
+    words = []
+    for path in (python, script):
+        try:
+            words.append(str(path.relative_to(PROJECT_ROOT)))
+        except ValueError:
+            words.append(str(path))
+    return shlex.join([*words, *sys.argv[1:]])

@@ -1,0 +1,61 @@
+"""Run every benchmark script in turn (`make bench`); each records its own RESULTS.md section.
+
+    .venv/bin/python benchmarks/run_all.py            # the full runs
+    .venv/bin/python benchmarks/run_all.py --quick    # short runs, marked provisional
+    .venv/bin/python benchmarks/run_all.py --only architectures
+
+To add a benchmark, add one line to BENCHMARKS: a script in this folder that
+accepts ``--quick`` and writes its own section of RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+# script name -> what it measures
+BENCHMARKS = {
+    "architectures.py": "every architecture vs its book listing and the C reference "
+                        "(issue 3 speed, issue 7 targets 1 and 2)",
+}
+# Each script bounds its own runs; this only catches one that hangs regardless.
+SCRIPT_TIMEOUT_SECONDS = 3 * 3600
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="run every benchmark script in turn")
+    parser.add_argument("--quick", action="store_true", help="short runs, marked provisional")
+    parser.add_argument("--only", action="append", default=[], metavar="NAME",
+                        help="only this script (name without .py; repeatable)")
+    args = parser.parse_args(argv)
+    chosen = [script for script in BENCHMARKS
+              if not args.only or script.removesuffix(".py") in args.only]
+    if not chosen:
+        parser.error(f"no benchmark called {', '.join(args.only)}; "
+                     f"have: {', '.join(s.removesuffix('.py') for s in BENCHMARKS)}")
+    failed = []
+    for script in chosen:
+        print(f"== {script}: {BENCHMARKS[script]}", flush=True)
+        started = time.monotonic()
+        command = [sys.executable, str(HERE / script), *(["--quick"] if args.quick else [])]
+        try:
+            status = subprocess.run(command, timeout=SCRIPT_TIMEOUT_SECONDS, check=False).returncode
+        except subprocess.TimeoutExpired:
+            status = -1
+        print(f"== {script}: exit {status} after {time.monotonic() - started:.0f} s", flush=True)
+        if status != 0:
+            failed.append(script)
+    if failed:
+        print(f"failed: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""The benchmark harness itself: its RESULTS.md sections, its verdicts, and one tiny real run.
+
+No timing is asserted here (speed lives in benchmarks/); these check that the
+harness keeps other people's sections, judges ratios as the issues state, and
+runs end to end against real servers.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+sys.path.insert(0, str(BENCHMARKS))
+
+from architecture_table import GroupResult, missed_book_targets  # noqa: E402
+from race import Point  # noqa: E402
+from reference import LoadResult  # noqa: E402
+from results_file import update_section  # noqa: E402
+
+
+def test_update_section_appends_then_replaces_only_its_own_block(tmp_path: Path) -> None:
+    results = tmp_path / "RESULTS.md"
+    results.write_text("# results\n\n<!-- BEGIN other -->\nkeep me\n<!-- END other -->\n")
+    update_section("mine", "first", results)
+    update_section("mine", "second\n", results)
+    text = results.read_text()
+    assert text.count("<!-- BEGIN mine -->") == 1
+    assert "second" in text and "first" not in text
+    assert "<!-- BEGIN other -->\nkeep me\n<!-- END other -->" in text
+    assert text.index("keep me") < text.index("second")
+
+
+def test_update_section_creates_the_file(tmp_path: Path) -> None:
+    results = tmp_path / "RESULTS.md"
+    update_section("mine", "body", results)
+    assert results.read_text().startswith("# ")
+    assert "<!-- BEGIN mine -->\nbody\n<!-- END mine -->" in results.read_text()
+
+
+def group_with(book: dict[int, float | None], mine: dict[int, float | None]) -> GroupResult:
+    points = {}
+    for label, rates in (("book x.py", book), ("zenserve", mine)):
+        for count, rate in rates.items():
+            points[label, count] = Point([LoadResult(rate, "" if rate else "timed out")])
+    return GroupResult("arch", "book x.py", ("book x.py", "zenserve"), (), points)
+
+
+def test_book_targets_flag_a_slow_point_and_the_stricter_target_at_10() -> None:
+    group = group_with({1: 100.0, 10: 100.0, 100: 100.0}, {1: 99.0, 10: 115.0, 100: 100.0})
+    missed = missed_book_targets(group, (1, 10, 100))
+    assert missed == ["0.99× book < 1.0× at 1", "1.15× book < 1.2× at 10"]
+
+
+def test_book_targets_skip_what_the_book_could_not_do_but_not_what_we_could_not() -> None:
+    group = group_with({1: 100.0, 10: 100.0, 100: None}, {1: None, 10: 130.0, 100: 50.0})
+    assert missed_book_targets(group, (1, 10, 100)) == ["no rate at 1, the book had one"]
+
+
+@pytest.mark.slow
+def test_a_tiny_real_run_prints_the_table() -> None:
+    command = [sys.executable, str(BENCHMARKS / "architectures.py"),
+               "--arch", "single", "--rounds", "1", "--seconds", "0.2"]
+    run = subprocess.run(command, capture_output=True, text=True, timeout=55, check=False)
+    assert run.returncode == 0, run.stderr
+    assert "| single | book srv_single.py |" in run.stdout
+    assert "| single | zenserve |" in run.stdout
+    assert "| (yardstick) | C reference |" in run.stdout
