@@ -32,6 +32,9 @@ ARCHITECTURES: dict[str, Architecture] = {
     for arch in (
         Architecture("single", "one client at a time; the others wait", "single", "7-3",
                      concurrency="one"),
+        Architecture("poll", "a raw select.poll() loop with explicit per-connection state",
+                     "poll", "7-6", event_loop=True),
+        Architecture("epoll", "the poll loop on selectors (epoll)", "epoll", event_loop=True),
     )
 }
 

@@ -1,0 +1,75 @@
+"""One connection's state in an event loop: listing 7-6's per-socket dicts, as one object."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import socket
+
+from zenserve.conversation import Conversation
+from zenserve.net import describe_address
+from zenserve.protocol import ERROR_BUSY
+from zenserve.stats import Stats
+
+log = logging.getLogger("zenserve.server")
+
+
+class Connection:
+    """A client socket, its conversation, its unsent output and its deadlines."""
+
+    __slots__ = (
+        "armed",
+        "conversation",
+        "deadline",
+        "deferred_batches",
+        "deferred_questions",
+        "eof",
+        "fd",
+        "interest",
+        "open",
+        "outgoing",
+        "request_started",
+        "serial",
+        "sock",
+    )
+
+    def __init__(self, sock: socket.socket, conversation: Conversation, serial: int,
+                 deadline: float) -> None:
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.conversation = conversation
+        self.serial = serial
+        self.open = True
+        self.eof = False  # the client half-closed: answer what it asked, then close
+        self.interest = 0  # what the loop watches it for (READ | WRITE)
+        self.outgoing = bytearray()  # answers the socket could not take yet
+        self.deadline = deadline
+        self.armed = math.inf
+        self.request_started = 0.0  # when the unfinished question began (0: none)
+        self.deferred_batches = 0  # io cost: receives whose answers are scheduled
+        self.deferred_questions = 0
+
+
+def at_rest(connection: Connection) -> bool:
+    """True at a request boundary with nothing owed and nothing more sent by the client."""
+    if connection.outgoing or connection.deferred_batches or connection.conversation.mid_request:
+        return False
+    try:
+        return not connection.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+    except (BlockingIOError, InterruptedError):
+        return True
+    except OSError:
+        return True  # reset: nothing more to answer
+
+
+def refuse_busy(sock: socket.socket, address: object, stats: Stats) -> None:
+    """Past --max-connections: say so and close, without ever blocking the loop."""
+    stats.busy += 1
+    log.info("Too many connections; %s is told the server is busy", describe_address(address))
+    with contextlib.suppress(OSError):
+        sock.send(ERROR_BUSY, socket.MSG_DONTWAIT)
+        # Read what the client already sent, so the close is a FIN, not a reset
+        # that could discard the busy message before the client reads it.
+        sock.recv(4096, socket.MSG_DONTWAIT)
+    sock.close()
