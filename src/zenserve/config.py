@@ -53,7 +53,8 @@ class ServerConfig:
     workers: int = 0  # 0: serve in this process; N: N supervised worker processes
     backlog: int = DEFAULT_BACKLOG
     inherit: bool = False
-    metrics_port: int | None = None
+    metrics_port: int | None = None  # None: no metrics endpoint; 0 picks a free port
+    metrics_host: str = DEFAULT_HOST  # loopback: metrics are not for the world by default
     allow: tuple[str, ...] = ()
     limits: Limits = field(default_factory=Limits)
     service: ServiceConfig = field(default_factory=ServiceConfig)

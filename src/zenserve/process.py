@@ -17,6 +17,7 @@ from types import TracebackType
 from zenserve.errors import ZenserveError
 
 READY_PREFIX = "Listening at "
+METRICS_PREFIX = "Metrics at "  # printed before the readiness line with --metrics-port
 
 
 class ServerProcess:
@@ -25,6 +26,7 @@ class ServerProcess:
     def __init__(self, *serve_args: str, ready_timeout: float = 30.0,
                  stderr: int | None = None, env: dict[str, str] | None = None) -> None:
         command = [sys.executable, "-m", "zenserve", "serve", "-p", "0", *serve_args]
+        self.metrics_url: str | None = None
         self.process = subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=stderr, text=True,
             env=env if env is not None else os.environ.copy(),
@@ -46,6 +48,8 @@ class ServerProcess:
                 line = self.process.stdout.readline()
                 if not line:
                     raise ZenserveError(f"server exited with status {self.process.wait()}")
+                if line.startswith(METRICS_PREFIX):
+                    self.metrics_url = line[len(METRICS_PREFIX):].strip()
                 if line.startswith(READY_PREFIX):
                     address = line[len(READY_PREFIX):].strip()
                     host, _, port = address.rpartition(":")

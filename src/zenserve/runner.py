@@ -12,6 +12,7 @@ from types import FrameType
 
 from zenserve.config import ServerConfig, ServiceConfig
 from zenserve.errors import ZenserveError
+from zenserve.metrics import announce_metrics, start_metrics
 from zenserve.net import bind_listener, describe_address, inherited_socket
 from zenserve.servers import server_class
 from zenserve.servers.base import Network, ServeContext, Server
@@ -76,14 +77,25 @@ def install_shutdown_signals(server: Server) -> None:
 
 
 def serve(config: ServerConfig, ready: ReadyCallback = announce_ready) -> None:
-    """Serve ``config`` in this process until SIGTERM or SIGINT."""
+    """Serve ``config`` here (or in ``config.workers`` processes) until SIGTERM or SIGINT."""
+    if config.workers:
+        from zenserve.workers import serve_with_workers  # imports this module: import late
+
+        serve_with_workers(config, ready)
+        return
     context = build_context(config)
     server_type = server_class(config.architecture)
     listener = open_listener(config)
+    metrics = None
     try:
         server = server_type(listener, context)
         install_shutdown_signals(server)
+        # Read at scrape time from a daemon thread; the hot path only bumps ints.
+        metrics = start_metrics(config, context.stats.snapshot)
+        announce_metrics(metrics)
         ready(describe_address(listener.getsockname()))
         server.serve_forever()
     finally:
+        if metrics is not None:
+            metrics.close()
         listener.close()

@@ -11,7 +11,8 @@ from zenserve.commands.options import (
     limits_from,
     service_config_from,
 )
-from zenserve.config import DEFAULT_BACKLOG, ServerConfig
+from zenserve.config import DEFAULT_BACKLOG, DEFAULT_HOST, ServerConfig
+from zenserve.errors import ZenserveError
 from zenserve.runner import serve
 from zenserve.servers import ARCHITECTURES, get_architecture
 
@@ -30,12 +31,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"listen backlog (default {DEFAULT_BACKLOG})")
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="log every connection, book-style")
+    parser.add_argument("--workers", type=int, default=0, metavar="N",
+                        help="N supervised processes share the listener (default 0: this one)")
+    parser.add_argument("--metrics-port", type=int, metavar="PORT",
+                        help="serve Prometheus metrics at http://HOST:PORT/metrics (0: any port)")
+    parser.add_argument("--metrics-host", default=DEFAULT_HOST, metavar="HOST",
+                        help=f"address of the metrics endpoint (default {DEFAULT_HOST})")
     add_service_arguments(parser)
     add_limit_arguments(parser)
 
 
 def config_from(args: argparse.Namespace) -> ServerConfig:
     get_architecture(args.arch)
+    if args.workers < 0:
+        raise ZenserveError("--workers must be 0 (serve in this process) or more")
     return ServerConfig(
         host=args.host,
         port=args.port,
@@ -46,6 +55,9 @@ def config_from(args: argparse.Namespace) -> ServerConfig:
         limits=limits_from(args),
         service=service_config_from(args),
         verbose=args.verbose,
+        workers=args.workers,
+        metrics_port=args.metrics_port,
+        metrics_host=args.metrics_host,
     )
 
 

@@ -1,0 +1,307 @@
+"""Process workers: N forked copies of one architecture serving one shared listening socket.
+
+The chapter's multi-process server, and with an event loop in each worker its
+"best of both worlds". The parent binds (or inherits) the listener, forks the
+workers, says ``Listening at`` once every worker is ready, then supervises in
+the style of gunicorn's arbiter: signals become bytes on a pipe, and one loop
+handles them, reaps dead workers and refills their slots.
+
+Why one listener inherited through fork rather than one SO_REUSEPORT listener
+per worker: all workers drain one accept queue, so a worker that dies (or is
+busy, as a ``single`` worker is) strands no connection, whereas SO_REUSEPORT
+hashes each connection to one socket's queue and closing that socket resets
+what waits in it (the kernel's ``tcp_migrate_req`` discussion); and the parent
+holds the socket for its whole life, so replacing workers never closes the
+port, which deployment relies on. The price: the kernel does not balance the
+load between workers, whoever is waiting in accept/epoll first wins.
+
+Workers import their architecture themselves, after the fork: the parent
+never creates an event loop, a gevent hub or a uvloop to be inherited broken.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import os
+import selectors
+import signal
+import socket
+import time
+from collections.abc import Callable, Iterator
+from functools import partial
+from types import FrameType
+
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+from zenserve.config import ServerConfig
+from zenserve.errors import ZenserveError
+from zenserve.metrics import announce_metrics, start_metrics
+from zenserve.net import describe_address
+from zenserve.runner import (
+    ReadyCallback,
+    announce_ready,
+    build_context,
+    install_shutdown_signals,
+    open_listener,
+)
+from zenserve.servers import get_architecture, server_class
+from zenserve.servers.base import ServeContext
+from zenserve.shared_stats import SharedStatsTable, StatsPublisher
+from zenserve.stats import Stats
+from zenserve.worker_pool import Exit, WorkerPool
+
+log = logging.getLogger("zenserve.workers")
+
+# After --graceful-timeout, workers get this long to close and exit before
+# SIGKILL; after SIGINT ("at once") they get only this long.
+STOP_MARGIN_SECONDS = 3.0
+# Every worker must report ready within this (importing an architecture takes far less).
+STARTUP_TIMEOUT_SECONDS = 30.0
+# The loop reaps at least this often, even if a SIGCHLD were lost.
+TICK_SECONDS = 1.0
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+_PIPE_BUF = 512  # POSIX guarantees atomic pipe writes up to this size
+
+
+class SignalInbox:
+    """Signals as bytes on a pipe (``signal.set_wakeup_fd``) that the supervisor loop reads.
+
+    The handlers do nothing: every decision is taken in the loop, never inside a handler.
+    """
+
+    def __init__(self, signals: tuple[int, ...]) -> None:
+        self._reader, self._writer = os.pipe()
+        os.set_blocking(self._reader, False)
+        os.set_blocking(self._writer, False)
+        self._previous_fd = signal.set_wakeup_fd(self._writer, warn_on_full_buffer=False)
+        self._previous = {signum: signal.signal(signum, _ignore) for signum in signals}
+
+    def fileno(self) -> int:
+        return self._reader
+
+    def fds(self) -> tuple[int, int]:
+        return self._reader, self._writer
+
+    def drain(self) -> list[int]:
+        """The signals received since the last call."""
+        received = []
+        with contextlib.suppress(BlockingIOError):
+            while data := os.read(self._reader, 256):
+                received += list(data)
+        return received
+
+    def close(self) -> None:
+        signal.set_wakeup_fd(self._previous_fd)
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        os.close(self._reader)
+        os.close(self._writer)
+
+
+def _ignore(signum: int, frame: FrameType | None) -> None:
+    """A Python-level handler, so the C handler writes the signal to the wake-up fd."""
+
+
+class ReadyChannel:
+    """Workers tell the supervisor, one short line each, that they are ready or why not."""
+
+    def __init__(self) -> None:
+        self._reader, self._writer = os.pipe()
+        os.set_blocking(self._reader, False)
+        self._partial = b""
+
+    def fileno(self) -> int:
+        return self._reader
+
+    def report(self, index: int, message: str) -> None:
+        """Called in a worker: ``ready``, or ``error`` and why."""
+        line = f"{index} {message}".replace("\n", " ").encode()[: _PIPE_BUF - 1] + b"\n"
+        os.write(self._writer, line)
+
+    def receive(self) -> list[tuple[int, str]]:
+        """The (worker index, message) lines that have arrived."""
+        with contextlib.suppress(BlockingIOError):
+            while data := os.read(self._reader, 4096):
+                self._partial += data
+        *lines, self._partial = self._partial.split(b"\n")
+        messages = []
+        for line in lines:
+            index, _, message = line.decode(errors="replace").partition(" ")
+            messages.append((int(index), message))
+        return messages
+
+    def close(self) -> None:
+        os.close(self._reader)
+        os.close(self._writer)
+
+
+class Supervisor:
+    """The arbiter loop: handle signals, reap and replace dead workers, keep the count at target.
+
+    ``on_exit`` hears of every worker that is reaped (before its slot is
+    refilled). Creating a Supervisor does nothing to the process; ``start``
+    installs its signal handling and ``close`` restores it.
+    """
+
+    def __init__(self, pool: WorkerPool, channel: ReadyChannel, graceful_timeout: float,
+                 on_exit: Callable[[Exit], None] = lambda exit: None) -> None:
+        self._pool = pool
+        self._channel = channel
+        self._graceful_timeout = graceful_timeout
+        self._on_exit = on_exit
+        self._inbox: SignalInbox | None = None
+        self._selector = selectors.DefaultSelector()
+
+    def start(self) -> bool:
+        """Fork every worker and wait until each is ready; False if told to stop first.
+
+        Raises ``ZenserveError`` (one line) when a worker cannot start.
+        """
+        self._inbox = SignalInbox((*_STOP_SIGNALS, signal.SIGCHLD))
+        self._pool.parent_only_fds += self._inbox.fds()
+        self._selector.register(self._inbox, selectors.EVENT_READ)
+        self._selector.register(self._channel, selectors.EVENT_READ)
+        self._pool.fill(time.monotonic())
+        ready: set[int] = set()
+        deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
+        while len(ready) < self._pool.size:
+            if (remaining := deadline - time.monotonic()) <= 0:
+                raise ZenserveError(f"workers not ready within {STARTUP_TIMEOUT_SECONDS:g}s")
+            signals, messages = self._wait(remaining)
+            if stop := self._stop_requested(signals):
+                self._stop(graceful=stop == signal.SIGTERM)
+                return False
+            for index, message in messages:
+                if message != "ready":
+                    raise ZenserveError(f"worker {index} cannot start: {message}")
+                ready.add(index)
+            for exit in self._reap():
+                raise ZenserveError(f"worker {exit.slot} {exit.describe()} before it was ready")
+        return True
+
+    def run(self) -> None:
+        """Supervise until SIGTERM (graceful) or SIGINT (at once), then wait for the workers."""
+        while True:
+            refill = self._pool.next_refill()
+            timeout = TICK_SECONDS if refill is None else refill - time.monotonic()
+            signals, messages = self._wait(min(max(timeout, 0.0), TICK_SECONDS))
+            if stop := self._stop_requested(signals):
+                self._stop(graceful=stop == signal.SIGTERM)
+                return
+            for index, message in messages:
+                if message == "ready":
+                    log.info("Worker %d is ready", index)
+                else:
+                    log.error("Worker %d cannot start: %s", index, message)
+            for exit in self._reap():
+                log.warning("Worker %d (pid %d) %s; replacing it", exit.slot, exit.pid,
+                            exit.describe())
+            self._pool.fill(time.monotonic())
+
+    def close(self) -> None:
+        """Kill any worker still running and restore the signal handling."""
+        for exit in self._pool.kill_all():
+            self._on_exit(exit)
+        self._selector.close()
+        if self._inbox is not None:
+            self._inbox.close()
+            self._inbox = None
+
+    def _wait(self, timeout: float) -> tuple[list[int], list[tuple[int, str]]]:
+        self._selector.select(timeout)
+        assert self._inbox is not None
+        return self._inbox.drain(), self._channel.receive()
+
+    @staticmethod
+    def _stop_requested(signals: list[int]) -> int:
+        """SIGINT if it came (it wins), else SIGTERM if it came, else 0."""
+        return next((signum for signum in (signal.SIGINT, signal.SIGTERM) if signum in signals), 0)
+
+    def _reap(self) -> list[Exit]:
+        exits = self._pool.reap(time.monotonic())
+        for exit in exits:
+            self._on_exit(exit)
+        return exits
+
+    def _stop(self, graceful: bool) -> None:
+        """Forward the stop to every worker, wait for them with a deadline, then kill."""
+        self._pool.signal_all(signal.SIGTERM if graceful else signal.SIGINT)
+        deadline = time.monotonic() + STOP_MARGIN_SECONDS
+        if graceful:
+            deadline += self._graceful_timeout
+        while self._pool.alive and (remaining := deadline - time.monotonic()) > 0:
+            signals, _ = self._wait(min(remaining, TICK_SECONDS))
+            if graceful and signal.SIGINT in signals:  # impatient: stop at once after all
+                graceful = False
+                self._pool.signal_all(signal.SIGINT)
+                deadline = min(deadline, time.monotonic() + STOP_MARGIN_SECONDS)
+            for exit in self._reap():
+                log.info("Worker %d (pid %d) %s", exit.slot, exit.pid, exit.describe())
+        if self._pool.alive:
+            log.warning("%d worker(s) still running at the stop deadline; killing them",
+                        self._pool.alive)
+
+
+def serve_in_worker(index: int, listener: socket.socket, context: ServeContext,
+                    table: SharedStatsTable, channel: ReadyChannel) -> int:
+    """Run the architecture's Server in this forked worker until a signal stops it."""
+    context = dataclasses.replace(context, stats=Stats())  # this process's own counters
+    try:
+        server = server_class(context.config.architecture)(listener, context)
+    except ZenserveError as error:
+        channel.report(index, f"error {error}")
+        return 2
+    install_shutdown_signals(server)
+    publisher = StatsPublisher(table, index, context.stats)
+    publisher.start()
+    channel.report(index, "ready")
+    try:
+        server.serve_forever()
+    finally:
+        publisher.stop()
+    return 0
+
+
+def pool_metrics(pool: WorkerPool) -> Iterator[Metric]:
+    """The supervisor's own metrics, next to the workers' counters."""
+    yield GaugeMetricFamily("zenserve_workers", "Worker processes running.", value=pool.alive)
+    yield CounterMetricFamily("zenserve_worker_restarts", "Workers replaced after they died.",
+                              value=pool.restarts)
+
+
+def serve_with_workers(config: ServerConfig, ready: ReadyCallback = announce_ready,
+                       generation: str = "") -> None:
+    """Serve ``config`` with ``config.workers`` supervised processes until SIGTERM or SIGINT."""
+    if config.workers < 1:
+        raise ZenserveError("--workers must be 1 or more")
+    get_architecture(config.architecture)  # the name now; each worker imports the module
+    context = build_context(config)  # a bad table or callable fails here, before any fork
+    listener = open_listener(config)
+    table = SharedStatsTable(config.workers)
+    channel = ReadyChannel()
+    metrics = None
+    try:
+        main = partial(serve_in_worker, listener=listener, context=context, table=table,
+                       channel=channel)
+        pool = WorkerPool(config.workers, main)
+        pool.parent_only_fds.append(channel.fileno())
+        metrics = start_metrics(config, table.totals, partial(pool_metrics, pool), generation)
+        if metrics is not None:
+            pool.parent_only_fds.append(metrics.fileno())
+        supervisor = Supervisor(pool, channel, config.limits.graceful_timeout,
+                                on_exit=lambda exit: table.retire(exit.slot))
+        try:
+            if supervisor.start():
+                announce_metrics(metrics)
+                ready(describe_address(listener.getsockname()))
+                supervisor.run()
+        finally:
+            supervisor.close()
+    finally:
+        if metrics is not None:
+            metrics.close()
+        channel.close()
+        table.close()
+        listener.close()
