@@ -11,8 +11,9 @@ from zenserve.servers import ARCHITECTURES, Architecture
 
 
 def server_setups() -> list[tuple[str, tuple[str, ...]]]:
-    """Every architecture, alone and (once workers exist) under --workers 2."""
-    return [(name, ()) for name in ARCHITECTURES]
+    """Every architecture, alone and under --workers 2."""
+    alone = [(name, ()) for name in ARCHITECTURES]
+    return alone + [(name, ("--workers", "2")) for name in ARCHITECTURES]
 
 
 SETUPS = server_setups()
