@@ -1,0 +1,1 @@
+"""Service callables for tests: ``--service tests.services.MODULE:answer``."""
