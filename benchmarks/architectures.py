@@ -96,15 +96,28 @@ def prepare_listings(directory: Path) -> dict[str, Path]:
     return paths
 
 
-def serve_has_workers() -> bool:
-    """Whether this checkout's ``zenserve serve`` takes ``--workers``."""
-    result = subprocess.run([sys.executable, "-m", "zenserve", "serve", "--help"],
-                            capture_output=True, text=True, timeout=60, check=False)
-    return "--workers" in result.stdout
+@dataclass(frozen=True, slots=True)
+class ServeFeatures:
+    """What this checkout's ``zenserve serve`` offers (others are adding options as we race)."""
+
+    workers: bool
+    metrics: bool
+
+    @classmethod
+    def probe(cls) -> ServeFeatures:
+        result = subprocess.run([sys.executable, "-m", "zenserve", "serve", "--help"],
+                                capture_output=True, text=True, timeout=60, check=False)
+        return cls(workers="--workers" in result.stdout,
+                   metrics="--metrics-port" in result.stdout)
+
+    @property
+    def serve_arguments(self) -> tuple[str, ...]:
+        # Issue 7 judges zenserve with its metrics on: counting must cost little.
+        return ("--metrics-port", "0") if self.metrics else ()
 
 
 def group_contenders(name: str, listings: dict[str, Path],
-                     workers: bool) -> tuple[str | None, list[Contender]]:
+                     features: ServeFeatures) -> tuple[str | None, list[Contender]]:
     """The book label (or None) and the contenders raced for architecture ``name``."""
     contenders = []
     book_label = None
@@ -113,9 +126,9 @@ def group_contenders(name: str, listings: dict[str, Path],
         book = book_contender(listings[counterpart.listing])
         contenders.append(book)
         book_label = book.label
-    contenders.append(zenserve_contender(name))
-    if workers:
-        contenders.append(zenserve_contender(name, workers=2))
+    contenders.append(zenserve_contender(name, extra=features.serve_arguments))
+    if features.workers:
+        contenders.append(zenserve_contender(name, 2, features.serve_arguments))
     return book_label, contenders
 
 
@@ -160,10 +173,10 @@ def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def race_all(names: Sequence[str], settings: RaceSettings) -> list[GroupResult]:
+def race_all(names: Sequence[str], settings: RaceSettings,
+             features: ServeFeatures) -> list[GroupResult]:
     """Build the yardsticks, then race every architecture's group beside the C servers."""
     groups = []
-    workers = serve_has_workers()
     with tempfile.TemporaryDirectory(prefix="zenserve-bench-") as scratch:
         tools = build_reference(Path(scratch))
         listings = prepare_listings(Path(scratch) / "book")
@@ -171,7 +184,7 @@ def race_all(names: Sequence[str], settings: RaceSettings) -> list[GroupResult]:
                       c_reference_contender(tools.server, 2)]
         with started(yardsticks) as c_entrants:
             for name in names:
-                book_label, contenders = group_contenders(name, listings, workers)
+                book_label, contenders = group_contenders(name, listings, features)
                 with started(contenders) as entrants:
                     points = run_race(name, [*c_entrants, *entrants], settings, tools.load)
                 groups.append(GroupResult(
@@ -180,7 +193,8 @@ def race_all(names: Sequence[str], settings: RaceSettings) -> list[GroupResult]:
     return groups
 
 
-def report(groups: Sequence[GroupResult], args: argparse.Namespace) -> str:
+def report(groups: Sequence[GroupResult], args: argparse.Namespace,
+           features: ServeFeatures) -> str:
     """The markdown section: heading, provenance, table, verdicts and notes."""
     lines = ["## Architectures vs the book's listings and the C reference", ""]
     if args.provisional:
@@ -188,6 +202,9 @@ def report(groups: Sequence[GroupResult], args: argparse.Namespace) -> str:
     lines += [f"- command: `{command_line()}` (or `make bench`)", *machine_lines(),
               f"- each point: median of {args.rounds} run(s) of {args.seconds:g} s by the C "
               "reference load generator (zen_ref_load.c, cc -O2), contenders interleaved",
+              "- zenserve: default limits, metrics "
+              + ("on (`--metrics-port 0`)" if features.metrics else "not available yet")
+              + (", `--workers 2` rows" if features.workers else ", no `--workers` yet"),
               f"- × C: against the one-process C reference measured in the same group "
               f"(the `{C_LABEL}` row shows the median over all groups)", "",
               markdown_table(groups, CONNECTION_COUNTS), "", *fastest_summary(groups), "",
@@ -212,12 +229,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_arguments(argv)
     names = args.arch or list(ARCHITECTURES)
     settings = RaceSettings(CONNECTION_COUNTS, args.rounds, args.seconds)
+    features = ServeFeatures.probe()
     try:
-        groups = race_all(names, settings)
+        groups = race_all(names, settings, features)
     except ZenserveError as error:
         print(f"architectures benchmark: {error}", file=sys.stderr)
         return 1
-    text = report(groups, args)
+    text = report(groups, args, features)
     print(text)
     if not args.no_record:
         update_section(SECTION, text)

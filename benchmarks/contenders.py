@@ -41,9 +41,11 @@ class Contender:
     cwd: Path | None = None
 
 
-def zenserve_contender(architecture: str, workers: int = 0) -> Contender:
+def zenserve_contender(architecture: str, workers: int = 0,
+                       extra: tuple[str, ...] = ()) -> Contender:
     """zenserve's own ``serve`` for ``architecture`` (with ``--workers N`` when N > 0)."""
-    command = [sys.executable, "-m", "zenserve", "serve", "-p", "0", "--arch", architecture]
+    command = [sys.executable, "-m", "zenserve", "serve", "-p", "0", "--arch", architecture,
+               *extra]
     label = "zenserve"
     if workers:
         command += ["--workers", str(workers)]

@@ -23,6 +23,8 @@ HERE = Path(__file__).resolve().parent
 BENCHMARKS = {
     "architectures.py": "every architecture vs its book listing and the C reference "
                         "(issue 3 speed, issue 7 targets 1 and 2)",
+    "profile_hotspots.py": "where the time goes: CPU and syscalls per request, py-spy hot spots "
+                           "(issue 7 target 1 evidence)",
 }
 # Each script bounds its own runs; this only catches one that hangs regardless.
 SCRIPT_TIMEOUT_SECONDS = 3 * 3600
