@@ -91,20 +91,22 @@ class WorkerPool:
         return min((slot.refill_at for slot in self.slots if not slot.pid), default=None)
 
     def reap(self, now: float) -> list[Exit]:
-        """Collect every worker that has exited, and schedule the refill of its slot."""
+        """Collect every worker that has exited, and schedule the refill of its slot.
+
+        Waits on the pool's own pids only, so other children of this process
+        (a load balancer, a test's subprocess) keep their exit statuses.
+        """
         exits = []
-        while True:
+        for slot in self.slots:
+            if not slot.pid:
+                continue
             try:
-                pid, wait_status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                break
-            if pid == 0:
-                break
-            slot = next((slot for slot in self.slots if slot.pid == pid), None)
-            if slot is None:
-                continue  # not one of ours (a grandchild would not be reaped here)
-            exits.append(Exit(slot.index, pid, os.waitstatus_to_exitcode(wait_status)))
-            self._vacate(slot, now)
+                pid, wait_status = os.waitpid(slot.pid, os.WNOHANG)
+            except ChildProcessError:  # reaped by someone else: the status is lost
+                pid, wait_status = slot.pid, 0
+            if pid:
+                exits.append(Exit(slot.index, pid, os.waitstatus_to_exitcode(wait_status)))
+                self._vacate(slot, now)
         return exits
 
     def signal_all(self, signum: int) -> None:
