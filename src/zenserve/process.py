@@ -39,21 +39,27 @@ class ServerProcess:
 
     def _wait_ready(self, timeout: float) -> tuple[str, int]:
         assert self.process.stdout is not None
+        # Raw reads and our own line splitting: several lines may arrive in one
+        # chunk, and lines held in a file object's buffer would not wake select.
+        stdout = self.process.stdout.fileno()
         deadline = time.monotonic() + timeout
+        pending = b""
         with selectors.DefaultSelector() as selector:
-            selector.register(self.process.stdout, selectors.EVENT_READ)
+            selector.register(stdout, selectors.EVENT_READ)
             while (remaining := deadline - time.monotonic()) > 0:
                 if not selector.select(remaining):
                     break
-                line = self.process.stdout.readline()
-                if not line:
+                data = os.read(stdout, 65536)
+                if not data:
                     raise ZenserveError(f"server exited with status {self.process.wait()}")
-                if line.startswith(METRICS_PREFIX):
-                    self.metrics_url = line[len(METRICS_PREFIX):].strip()
-                if line.startswith(READY_PREFIX):
-                    address = line[len(READY_PREFIX):].strip()
-                    host, _, port = address.rpartition(":")
-                    return host.strip("[]"), int(port)
+                *lines, pending = (pending + data).split(b"\n")
+                for line in (raw.decode(errors="replace") for raw in lines):
+                    if line.startswith(METRICS_PREFIX):
+                        self.metrics_url = line[len(METRICS_PREFIX):].strip()
+                    if line.startswith(READY_PREFIX):
+                        address = line[len(READY_PREFIX):].strip()
+                        host, _, port = address.rpartition(":")
+                        return host.strip("[]"), int(port)
         raise ZenserveError(f"server not ready within {timeout:g}s")
 
     def stop(self, signum: int = signal.SIGTERM, timeout: float = 20.0) -> int:
