@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -198,3 +199,32 @@ def reap_one(pool: WorkerPool, now: float) -> Exit:
     wait_for(lambda: bool(exits.extend(pool.reap(now)) or exits))
     assert len(exits) == 1
     return exits[0]
+
+
+def test_workers_share_a_socket_inherited_from_systemd() -> None:
+    """LISTEN_FDS: the supervisor adopts fd 3, and its workers serve it."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        env = {**os.environ, "LISTEN_FDS": "1"}
+        # As systemd does: the socket as fd 3, then exec the server.
+        launcher = ("import os, sys; os.dup2(int(sys.argv[1]), 3); "
+                    "os.execv(sys.executable, [sys.executable, *sys.argv[2:]])")
+        command = [sys.executable, "-c", launcher, str(listener.fileno()),
+                   "-m", "zenserve", "serve", "--inherit", "--workers", "2"]
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env,
+                                   pass_fds=(listener.fileno(),))
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline() == f"Listening at 127.0.0.1:{port}\n"
+        for _ in range(4):
+            assert ask(port) == ANSWER
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+        if process.stdout is not None:
+            process.stdout.close()

@@ -21,17 +21,14 @@ never creates an event loop, a gevent hub or a uvloop to be inherited broken.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
-import os
 import selectors
 import signal
 import socket
 import time
 from collections.abc import Callable, Iterator
 from functools import partial
-from types import FrameType
 
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 
@@ -50,6 +47,7 @@ from zenserve.servers import get_architecture, server_class
 from zenserve.servers.base import ServeContext
 from zenserve.shared_stats import SharedStatsTable, StatsPublisher
 from zenserve.stats import Stats
+from zenserve.supervision import ReadyChannel, SignalInbox
 from zenserve.worker_pool import Exit, WorkerPool
 
 log = logging.getLogger("zenserve.workers")
@@ -62,79 +60,6 @@ STARTUP_TIMEOUT_SECONDS = 30.0
 # The loop reaps at least this often, even if a SIGCHLD were lost.
 TICK_SECONDS = 1.0
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
-_PIPE_BUF = 512  # POSIX guarantees atomic pipe writes up to this size
-
-
-class SignalInbox:
-    """Signals as bytes on a pipe (``signal.set_wakeup_fd``) that the supervisor loop reads.
-
-    The handlers do nothing: every decision is taken in the loop, never inside a handler.
-    """
-
-    def __init__(self, signals: tuple[int, ...]) -> None:
-        self._reader, self._writer = os.pipe()
-        os.set_blocking(self._reader, False)
-        os.set_blocking(self._writer, False)
-        self._previous_fd = signal.set_wakeup_fd(self._writer, warn_on_full_buffer=False)
-        self._previous = {signum: signal.signal(signum, _ignore) for signum in signals}
-
-    def fileno(self) -> int:
-        return self._reader
-
-    def fds(self) -> tuple[int, int]:
-        return self._reader, self._writer
-
-    def drain(self) -> list[int]:
-        """The signals received since the last call."""
-        received = []
-        with contextlib.suppress(BlockingIOError):
-            while data := os.read(self._reader, 256):
-                received += list(data)
-        return received
-
-    def close(self) -> None:
-        signal.set_wakeup_fd(self._previous_fd)
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
-        os.close(self._reader)
-        os.close(self._writer)
-
-
-def _ignore(signum: int, frame: FrameType | None) -> None:
-    """A Python-level handler, so the C handler writes the signal to the wake-up fd."""
-
-
-class ReadyChannel:
-    """Workers tell the supervisor, one short line each, that they are ready or why not."""
-
-    def __init__(self) -> None:
-        self._reader, self._writer = os.pipe()
-        os.set_blocking(self._reader, False)
-        self._partial = b""
-
-    def fileno(self) -> int:
-        return self._reader
-
-    def report(self, index: int, message: str) -> None:
-        """Called in a worker: ``ready``, or ``error`` and why."""
-        line = f"{index} {message}".replace("\n", " ").encode()[: _PIPE_BUF - 1] + b"\n"
-        os.write(self._writer, line)
-
-    def receive(self) -> list[tuple[int, str]]:
-        """The (worker index, message) lines that have arrived."""
-        with contextlib.suppress(BlockingIOError):
-            while data := os.read(self._reader, 4096):
-                self._partial += data
-        *lines, self._partial = self._partial.split(b"\n")
-        messages = []
-        for line in lines:
-            index, _, message = line.decode(errors="replace").partition(" ")
-            messages.append((int(index), message))
-        return messages
-
-    def close(self) -> None:
-        os.close(self._reader)
-        os.close(self._writer)
 
 
 class Supervisor:
@@ -152,7 +77,7 @@ class Supervisor:
         self._graceful_timeout = graceful_timeout
         self._on_exit = on_exit
         self._inbox: SignalInbox | None = None
-        self._selector = selectors.DefaultSelector()
+        self._selector: selectors.BaseSelector | None = None
 
     def start(self) -> bool:
         """Fork every worker and wait until each is ready; False if told to stop first.
@@ -160,7 +85,8 @@ class Supervisor:
         Raises ``ZenserveError`` (one line) when a worker cannot start.
         """
         self._inbox = SignalInbox((*_STOP_SIGNALS, signal.SIGCHLD))
-        self._pool.parent_only_fds += self._inbox.fds()
+        self._selector = selectors.DefaultSelector()
+        self._pool.parent_only_fds += [*self._inbox.fds(), self._selector.fileno()]
         self._selector.register(self._inbox, selectors.EVENT_READ)
         self._selector.register(self._channel, selectors.EVENT_READ)
         self._pool.fill(time.monotonic())
@@ -204,14 +130,16 @@ class Supervisor:
         """Kill any worker still running and restore the signal handling."""
         for exit in self._pool.kill_all():
             self._on_exit(exit)
-        self._selector.close()
+        if self._selector is not None:
+            self._selector.close()
+            self._selector = None
         if self._inbox is not None:
             self._inbox.close()
             self._inbox = None
 
     def _wait(self, timeout: float) -> tuple[list[int], list[tuple[int, str]]]:
+        assert self._selector is not None and self._inbox is not None
         self._selector.select(timeout)
-        assert self._inbox is not None
         return self._inbox.drain(), self._channel.receive()
 
     @staticmethod
@@ -287,6 +215,10 @@ def serve_with_workers(config: ServerConfig, ready: ReadyCallback = announce_rea
                        channel=channel)
         pool = WorkerPool(config.workers, main)
         pool.parent_only_fds.append(channel.fileno())
+        # The metrics thread runs while workers are forked: safe, because a child
+        # only closes the metrics socket and never touches the thread's objects
+        # or locks (a scrape in progress at that instant leaves the child a copy
+        # of that one connection's fd, which is closed when the worker exits).
         metrics = start_metrics(config, table.totals, partial(pool_metrics, pool), generation)
         if metrics is not None:
             pool.parent_only_fds.append(metrics.fileno())
