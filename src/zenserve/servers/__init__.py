@@ -35,6 +35,10 @@ ARCHITECTURES: dict[str, Architecture] = {
         Architecture("poll", "a raw select.poll() loop with explicit per-connection state",
                      "poll", "7-6", event_loop=True),
         Architecture("epoll", "the poll loop on selectors (epoll)", "epoll", event_loop=True),
+        Architecture("asyncio-callbacks", "asyncio.Protocol callbacks, one protocol per client",
+                     "asyncio_callbacks", "7-7", event_loop=True),
+        Architecture("uvloop", "the callback server on uvloop (libuv)", "uvloop_callbacks",
+                     event_loop=True),
     )
 }
 

@@ -1,0 +1,253 @@
+"""Listing 7-7: asyncio callbacks. The loop calls the protocol; the protocol answers.
+
+The book's ``ZenServer(asyncio.Protocol)``, one per connection, with what it
+left out: framing by the Conversation (not ``endswith(b'?')``), flow control
+(past the transport's write buffer limit, ``pause_writing`` stops reading from
+that client until ``resume_writing``), and timeouts and shutdown from the
+loop's one sweep (``aio``). ``data_received`` stays as lean as the book's: one
+``receive``, one ``write``.
+
+The cost knob's honest effect: ``block`` and ``cpu`` run inside
+``data_received`` and stall the whole loop, the book's warning; ``io`` is a
+timer per batch of questions (``DeferringZenProtocol``), so other clients are
+served meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections import deque
+from collections.abc import Callable
+from typing import cast
+
+from zenserve.conversation import Conversation
+from zenserve.servers import base
+from zenserve.servers.aio import LoopConnection, LoopServer
+from zenserve.servers.sweep import input_waiting
+
+log = logging.getLogger("zenserve.server")
+
+# With --cost-kind io: stop reading from a client with this many questions waiting
+# for their cost, and read again once half of them are answered.
+MAX_WAITING_QUESTIONS = 4096
+
+Clock = Callable[[], float]
+
+
+class ZenProtocol(asyncio.Protocol, LoopConnection):
+    """One client's conversation, driven by the loop's callbacks."""
+
+    __slots__ = ("_clock", "_conversation", "_made", "_output_full", "_server", "_sock",
+                 "_transport")
+
+    _transport: asyncio.Transport
+
+    def __init__(self, server: LoopServer, sock: socket.socket, conversation: Conversation,
+                 clock: Clock) -> None:
+        LoopConnection.__init__(self, clock())
+        self._server = server
+        self._sock = sock
+        self._conversation = conversation
+        self._clock = clock
+        self._made = False
+        self._output_full = False
+
+    @property
+    def peer(self) -> str:
+        return self._conversation.peer
+
+    @property
+    def made(self) -> bool:
+        """True once the transport exists (connection_made was called)."""
+        return self._made
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.Transport, transport)
+        self._made = True
+        self._server.connections.add(self)
+
+    def data_received(self, data: bytes) -> None:
+        self.heard = True
+        conversation = self._conversation
+        reply = conversation.receive(data)
+        if reply:
+            self._transport.write(reply)
+            if conversation.closing:
+                self._transport.close()
+            elif conversation.mid_request:  # a new question began after the answered ones
+                self.request_started = self._clock()
+            else:
+                self.request_started = 0.0
+        elif conversation.mid_request and not self.request_started:
+            self.request_started = self._clock()
+
+    def eof_received(self) -> bool | None:
+        self._conversation.end_of_stream()
+        return None  # close once the answers already written are sent
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._server.connection_ended(self)
+        if exc is not None:
+            log.info("Client %s error: %s", self._conversation.peer, exc)
+
+    # Flow control: the transport says when its write buffer is past its limit.
+
+    def pause_writing(self) -> None:
+        self._output_full = True
+        self._transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self._output_full = False
+        self._transport.resume_reading()
+
+    # What the loop's sweep and shutdown need.
+
+    def output_size(self) -> int:
+        return self._transport.get_write_buffer_size()
+
+    def working(self) -> bool:
+        return False
+
+    def time_out(self, reason: str) -> None:
+        transport = self._transport
+        if transport.is_closing():
+            return
+        log.info("Client %s %s; closing", self._conversation.peer, reason)
+        if transport.get_write_buffer_size():
+            transport.abort()  # it is not reading: waiting to flush would wait forever
+        else:
+            transport.close()
+
+    def abort(self) -> None:
+        self._transport.abort()
+
+    def close_if_at_boundary(self) -> None:
+        transport = self._transport
+        if (transport.is_closing() or self._conversation.mid_request or self.working()
+                or input_waiting(self._sock.fileno())):
+            return
+        transport.close()  # after the answers already written are sent
+
+
+class DeferringZenProtocol(ZenProtocol):
+    """With ``--cost-kind io``: each batch of questions waits its cost on a timer, in order.
+
+    A batch of k questions waits k times the cost (as k awaited calls in a row
+    would) and is answered in one write; batches of one client never overlap,
+    so answers keep their order, while other clients are served meanwhile.
+    """
+
+    __slots__ = ("_backlog_full", "_batches", "_eof", "_io_delay", "_timer", "_waiting")
+
+    def __init__(self, server: LoopServer, sock: socket.socket, conversation: Conversation,
+                 clock: Clock) -> None:
+        super().__init__(server, sock, conversation, clock)
+        self._io_delay = server.context.service.io_delay
+        self._batches: deque[list[bytes]] = deque()
+        self._waiting = 0  # questions in _batches
+        self._timer: asyncio.TimerHandle | None = None
+        self._backlog_full = False
+        self._eof = False
+
+    def data_received(self, data: bytes) -> None:
+        self.heard = True
+        conversation = self._conversation
+        questions = conversation.frame(data)
+        if questions or self._batches:  # an empty batch keeps a too-long error in order
+            self._enqueue(questions)
+        else:
+            reply = conversation.answer_all(questions)  # nothing owed: only ever an error
+            if reply:
+                self._transport.write(reply)
+            if conversation.closing:
+                self._transport.close()
+                return
+        if conversation.mid_request:
+            if questions or not self.request_started:
+                self.request_started = self._clock()
+        else:
+            self.request_started = 0.0
+
+    def _enqueue(self, questions: list[bytes]) -> None:
+        self._batches.append(questions)
+        self._waiting += len(questions)
+        if self._timer is None:
+            self._schedule()
+        if self._waiting > MAX_WAITING_QUESTIONS and not self._backlog_full:
+            self._backlog_full = True
+            self._transport.pause_reading()
+
+    def _schedule(self) -> None:
+        delay = self._io_delay * len(self._batches[0])
+        self._timer = self._server.loop.call_later(delay, self._answer_next)
+
+    def _answer_next(self) -> None:
+        self._timer = None
+        questions = self._batches.popleft()
+        self._waiting -= len(questions)
+        conversation, transport = self._conversation, self._transport
+        reply = conversation.answer_all(questions)
+        if reply:
+            transport.write(reply)
+        if conversation.closing or (self._eof and not self._batches):
+            transport.close()
+            return
+        if self._batches:
+            self._schedule()
+        if self._backlog_full and self._waiting <= MAX_WAITING_QUESTIONS // 2:
+            self._backlog_full = False
+            if not self._output_full:
+                transport.resume_reading()
+
+    def eof_received(self) -> bool | None:
+        self._conversation.end_of_stream()
+        if self._batches:
+            self._eof = True
+            return True  # stay open until the owed answers are written
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._batches.clear()
+        super().connection_lost(exc)
+
+    def resume_writing(self) -> None:
+        self._output_full = False
+        if not self._backlog_full:
+            self._transport.resume_reading()
+
+    def working(self) -> bool:
+        return bool(self._batches)
+
+
+class Server(LoopServer):
+    """Accept, then hand each socket to a protocol through ``connect_accepted_socket``."""
+
+    def __init__(self, listener: socket.socket, context: base.ServeContext) -> None:
+        super().__init__(listener, context)
+        self._protocol_class = (DeferringZenProtocol if context.service.io_delay
+                                else ZenProtocol)
+        self._handoffs: set[asyncio.Task[tuple[asyncio.Transport, asyncio.BaseProtocol]]] = set()
+
+    def start_connection(self, sock: socket.socket, peer: str) -> None:
+        loop = self.loop
+        protocol = self._protocol_class(self, sock, self.context.conversation(peer), loop.time)
+        handoff = loop.create_task(loop.connect_accepted_socket(lambda: protocol, sock))
+        self._handoffs.add(handoff)
+        handoff.add_done_callback(lambda task: self._handed_off(task, protocol, sock))
+
+    def _handed_off(self, handoff: asyncio.Task[tuple[asyncio.Transport, asyncio.BaseProtocol]],
+                    protocol: ZenProtocol, sock: socket.socket) -> None:
+        self._handoffs.discard(handoff)
+        error = None if handoff.cancelled() else handoff.exception()
+        if error is None and not handoff.cancelled():
+            return
+        if error is not None:
+            log.info("Client %s error: %s", protocol.peer, error)
+        if not protocol.made:  # no transport ever owned the socket: end it here
+            sock.close()
+            self.connection_ended(None)
