@@ -37,6 +37,8 @@ ARCHITECTURES: dict[str, Architecture] = {
         Architecture("epoll", "the poll loop on selectors (epoll)", "epoll", event_loop=True),
         Architecture("asyncio-callbacks", "asyncio.Protocol callbacks, one protocol per client",
                      "asyncio_callbacks", "7-7", event_loop=True),
+        Architecture("asyncio-coroutines", "asyncio streams: a coroutine per client, with drain()",
+                     "asyncio_coroutines", "7-8", event_loop=True),
         Architecture("uvloop", "the callback server on uvloop (libuv)", "uvloop_callbacks",
                      event_loop=True),
     )

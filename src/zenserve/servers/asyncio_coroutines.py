@@ -1,0 +1,160 @@
+"""Listing 7-8: asyncio streams, one coroutine per client, reading and writing in turn.
+
+The book's ``handle_conversation(reader, writer)`` as a coroutine of today's
+asyncio (the listing's ``yield from`` no longer runs on 3.11): ``await
+reader.read()``, answer, ``writer.write()`` and, unlike the listing, ``await
+writer.drain()``. drain() is the backpressure: a client that does not read its
+answers suspends its own coroutine, which stops reading, which lets the
+StreamReader's buffer fill and pause the transport, so nothing grows without
+bound. ``--cost-kind io`` is an ``await asyncio.sleep`` per batch of questions,
+so only that client waits; ``block`` and ``cpu`` stall the loop.
+
+The streams are the ones ``asyncio.start_server`` builds, made with
+``asyncio.open_connection(sock=...)`` on sockets accepted by ``aio`` (see why
+there); the loop, the sweep and the shutdown are shared with asyncio-callbacks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from typing import cast
+
+from zenserve.conversation import Conversation
+from zenserve.servers import base
+from zenserve.servers.aio import LoopConnection, LoopServer
+from zenserve.servers.sweep import input_waiting
+
+log = logging.getLogger("zenserve.server")
+
+# Listing 7-8 reads 4096 bytes at a time; a bigger read answers a pipelining
+# client's questions in fewer, larger writes.
+RECV_BYTES = 65536
+# The StreamReader's limit: it pauses its transport past twice this, buffered.
+STREAM_LIMIT = 65536
+
+
+class StreamConversation(LoopConnection):
+    """One client's streams, and what its coroutine is doing, for the sweep and shutdown."""
+
+    __slots__ = ("closed_by_server", "conversation", "held", "paying_cost", "reader", "sock",
+                 "transport", "waiting_to_read", "writer")
+
+    def __init__(self, now: float, sock: socket.socket, conversation: Conversation,
+                 reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        super().__init__(now)
+        self.sock = sock
+        self.conversation = conversation
+        self.reader = reader
+        self.writer = writer
+        self.transport = cast(asyncio.Transport, writer.transport)  # a socket transport
+        self.waiting_to_read = False  # suspended in reader.read() with nothing buffered
+        self.held = False  # hold_input() paused the transport
+        self.paying_cost = False  # awaiting the io cost of a batch of questions
+        self.closed_by_server = False  # a timeout or the shutdown closed it: the EOF is ours
+
+    def output_size(self) -> int:
+        return self.transport.get_write_buffer_size()
+
+    def working(self) -> bool:
+        return self.paying_cost
+
+    def time_out(self, reason: str) -> None:
+        transport = self.transport
+        if transport.is_closing():
+            return
+        log.info("Client %s %s; closing", self.conversation.peer, reason)
+        self.closed_by_server = True
+        if transport.get_write_buffer_size():
+            transport.abort()  # it is not reading: waiting to flush would wait forever
+        else:
+            transport.close()
+
+    def abort(self) -> None:
+        self.closed_by_server = True
+        self.transport.abort()
+
+    def hold_input(self) -> None:
+        # Received bytes go into the StreamReader's buffer, which only the
+        # coroutine sees; pausing for one turn of the loop lets the coroutine
+        # take them before close_if_at_boundary decides.
+        transport = self.transport
+        if transport.is_reading():
+            transport.pause_reading()
+            self.held = True
+
+    def close_if_at_boundary(self) -> None:
+        held, self.held = self.held, False
+        transport = self.transport
+        if transport.is_closing():
+            return
+        if (self.waiting_to_read and not self.conversation.mid_request
+                and not transport.is_reading() and not input_waiting(self.sock.fileno())):
+            self.closed_by_server = True
+            transport.close()  # the coroutine's read() now ends with EOF
+        elif held and not transport.is_reading():
+            transport.resume_reading()
+
+
+class Server(LoopServer):
+    """One task per client running ``converse``."""
+
+    def __init__(self, listener: socket.socket, context: base.ServeContext) -> None:
+        super().__init__(listener, context)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._io_delay = self.context.service.io_delay
+
+    def start_connection(self, sock: socket.socket, peer: str) -> None:
+        task = self.loop.create_task(self._serve_client(sock, peer))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _serve_client(self, sock: socket.socket, peer: str) -> None:
+        connection: StreamConversation | None = None
+        try:
+            reader, writer = await asyncio.open_connection(sock=sock, limit=STREAM_LIMIT)
+            connection = StreamConversation(self.loop.time(), sock, self.context.conversation(peer),
+                                            reader, writer)
+            self.connections.add(connection)
+            await self.converse(connection)
+        except OSError as error:  # includes ConnectionResetError from read() and drain()
+            if connection is None or not connection.closed_by_server:
+                log.info("Client %s error: %s", peer, error)
+        finally:
+            if connection is not None:
+                connection.writer.close()
+            else:
+                sock.close()
+            self.connection_ended(connection)
+
+    async def converse(self, connection: StreamConversation) -> None:
+        """Listing 7-8's loop: read, answer every question completed, write, drain."""
+        conversation, reader, writer = connection.conversation, connection.reader, connection.writer
+        io_delay, clock = self._io_delay, self.loop.time
+        while True:
+            connection.waiting_to_read = True
+            data = await reader.read(RECV_BYTES)
+            connection.waiting_to_read = False
+            if not data:
+                if not connection.closed_by_server:
+                    conversation.end_of_stream()
+                return
+            connection.heard = True
+            if io_delay:
+                questions = conversation.frame(data)
+                if questions:
+                    connection.paying_cost = True
+                    await asyncio.sleep(io_delay * len(questions))
+                    connection.paying_cost = False
+                reply = conversation.answer_all(questions)
+            else:
+                reply = conversation.receive(data)
+            if reply:
+                writer.write(reply)
+                await writer.drain()
+                if conversation.closing:
+                    return
+                connection.request_started = clock() if conversation.mid_request else 0.0
+            elif conversation.mid_request and not connection.request_started:
+                connection.request_started = clock()
