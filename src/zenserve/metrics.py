@@ -132,7 +132,11 @@ def start_metrics(config: ServerConfig, read: ReadCounters, extra: ExtraMetrics 
 
 
 def announce_metrics(server: MetricsServer | None) -> None:
-    """Print where the metrics are, before the readiness line (port 0 picks one)."""
+    """Print where the metrics are (port 0 picks one), on the line after the readiness line.
+
+    After it, not before: a reader that stops at ``Listening at`` is not
+    disturbed, and the endpoint already serves when either line is read.
+    """
     if server is not None:
         sys.stdout.write(f"{METRICS_PREFIX}{server.url}\n")
         sys.stdout.flush()

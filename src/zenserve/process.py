@@ -17,7 +17,7 @@ from types import TracebackType
 from zenserve.errors import ZenserveError
 
 READY_PREFIX = "Listening at "
-METRICS_PREFIX = "Metrics at "  # printed before the readiness line with --metrics-port
+METRICS_PREFIX = "Metrics at "  # the line after the readiness line with --metrics-port
 
 
 class ServerProcess:
@@ -27,6 +27,7 @@ class ServerProcess:
                  stderr: int | None = None, env: dict[str, str] | None = None) -> None:
         command = [sys.executable, "-m", "zenserve", "serve", "-p", "0", *serve_args]
         self.metrics_url: str | None = None
+        self._wants_metrics = any(arg.startswith("--metrics-port") for arg in serve_args)
         self.process = subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=stderr, text=True,
             env=env if env is not None else os.environ.copy(),
@@ -44,6 +45,7 @@ class ServerProcess:
         stdout = self.process.stdout.fileno()
         deadline = time.monotonic() + timeout
         pending = b""
+        address: tuple[str, int] | None = None
         with selectors.DefaultSelector() as selector:
             selector.register(stdout, selectors.EVENT_READ)
             while (remaining := deadline - time.monotonic()) > 0:
@@ -57,9 +59,10 @@ class ServerProcess:
                     if line.startswith(METRICS_PREFIX):
                         self.metrics_url = line[len(METRICS_PREFIX):].strip()
                     if line.startswith(READY_PREFIX):
-                        address = line[len(READY_PREFIX):].strip()
-                        host, _, port = address.rpartition(":")
-                        return host.strip("[]"), int(port)
+                        host, _, port = line[len(READY_PREFIX):].strip().rpartition(":")
+                        address = host.strip("[]"), int(port)
+                if address and (self.metrics_url or not self._wants_metrics):
+                    return address
         raise ZenserveError(f"server not ready within {timeout:g}s")
 
     def stop(self, signum: int = signal.SIGTERM, timeout: float = 20.0) -> int:

@@ -92,8 +92,8 @@ def serve(config: ServerConfig, ready: ReadyCallback = announce_ready) -> None:
         install_shutdown_signals(server)
         # Read at scrape time from a daemon thread; the hot path only bumps ints.
         metrics = start_metrics(config, context.stats.snapshot)
-        announce_metrics(metrics)
         ready(describe_address(listener.getsockname()))
+        announce_metrics(metrics)
         server.serve_forever()
     finally:
         if metrics is not None:

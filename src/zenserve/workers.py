@@ -226,8 +226,8 @@ def serve_with_workers(config: ServerConfig, ready: ReadyCallback = announce_rea
                                 on_exit=lambda exit: table.retire(exit.slot))
         try:
             if supervisor.start():
-                announce_metrics(metrics)
                 ready(describe_address(listener.getsockname()))
+                announce_metrics(metrics)
                 supervisor.run()
         finally:
             supervisor.close()
