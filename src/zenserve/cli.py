@@ -18,6 +18,7 @@ COMMANDS = {
     "ask": "ask",
     "architectures": "architectures",
     "demo": "demo",
+    "bench": "bench",
 }
 
 

@@ -1,0 +1,389 @@
+"""One load connection: an asyncio protocol that asks, checks every answer and times it.
+
+A connection asks one question at a time (the C reference server, like many
+real ones, does not take pipelined questions). ``ClosedLoopConnection`` asks
+again as soon as an answer arrives; ``OpenLoopConnection`` follows a schedule.
+
+The hot path is the first branch of ``data_received``: the whole answer
+arrived in one read and it is the correct one. Nothing is allocated there
+beyond the clock reading; every other case (a partial answer, a wrong one, the
+end of the run) takes the careful path, which frames through the protocol
+core. Skipping the framer is exact: with nothing pending, the framer turns
+bytes equal to a valid answer into that one answer and nothing else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any, cast
+
+from zenserve.load.mix import Request
+from zenserve.load.outcomes import REFUSED, RESET, SHORT_READ, TIMEOUT, WRONG_ANSWER
+from zenserve.load.recorder import FINE_LIMIT_US, LatencyBins
+from zenserve.protocol import answer_framer
+
+clock = time.monotonic
+
+IDLE, CONNECTING, READY, ASKING, CLOSING = range(5)
+
+# After a failed connect, wait this long before the next attempt: a refusing
+# server must not turn the generator into a busy loop of connect calls.
+RETRY_DELAY = 0.05
+# A timer that fires this close to its due time counts as on time (event loop
+# timers have millisecond resolution).
+TIMER_SLACK = 0.0005
+
+
+class Shared:
+    """What all connections of one worker process share."""
+
+    __slots__ = ("connect_error", "errors", "host", "latency", "loop", "per_request", "port",
+                 "service", "started", "stopping", "timeout")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, host: str, port: int, timeout: float,
+                 per_request: bool) -> None:
+        self.loop = loop
+        self.host = host
+        self.port = port
+        self.timeout = timeout
+        self.per_request = per_request
+        self.errors = [0, 0, 0, 0, 0]
+        self.latency = LatencyBins()
+        self.service = LatencyBins()
+        self.started = False
+        self.stopping = False
+        self.connect_error = ""
+
+
+def _not_connected(data: bytes) -> None:
+    raise RuntimeError("write on a load connection that is not connected")
+
+
+class LoadConnection(asyncio.Protocol):
+    """The connection life cycle shared by both loops: connect, send, check, fail, stop."""
+
+    __slots__ = ("answered", "bins", "careful", "connect_started", "framer", "not_before",
+                 "request", "sent", "shared", "state", "task", "timer", "transport", "write")
+
+    def __init__(self, shared: Shared, first: Request) -> None:
+        self.shared = shared
+        self.request = first  # the request being asked, or the next one to ask
+        self.bins = shared.latency.bins
+        self.transport: asyncio.Transport | None = None
+        self.write: Any = _not_connected
+        self.framer = answer_framer()
+        self.careful = True
+        self.answered = 0
+        self.sent = 0.0
+        self.connect_started = 0.0
+        self.not_before = 0.0
+        self.state = IDLE
+        self.task: asyncio.Task[None] | None = None
+        self.timer: asyncio.TimerHandle | None = None
+
+    # -- hooks the two loops define ------------------------------------------------------
+    def _due(self, now: float) -> float | None:
+        """When the current request should be sent (None: never, the schedule is over)."""
+        raise NotImplementedError
+
+    def _record(self, now: float) -> None:
+        """Record the latency of the request answered correctly at ``now``."""
+        raise NotImplementedError
+
+    def _account_failure(self, now: float) -> None:
+        """The current request failed at ``now``."""
+
+    def _next_slot(self) -> None:
+        """Move the schedule on by one request."""
+
+    # -- what comes next ---------------------------------------------------------------
+    def advance(self) -> None:
+        """Do whatever comes next for this connection: connect, send, or wait."""
+        shared = self.shared
+        if self.state not in (IDLE, READY) or shared.stopping or not shared.started:
+            return
+        now = clock()
+        due = self._due(now)
+        if due is None:
+            return
+        if self.state == IDLE and not shared.per_request:
+            due = now  # keep a connection open, ready for when the request is due
+        when = max(due, self.not_before)
+        if when - now > TIMER_SLACK:
+            self._arm(when - now)
+        elif self.state == IDLE:
+            self.connect()
+        else:
+            self._send(now)
+
+    def _arm(self, delay: float) -> None:
+        self.careful = True
+        if self.timer is None:
+            self.timer = self.shared.loop.call_later(delay, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self.timer = None
+        self.advance()
+
+    def _send(self, now: float) -> None:
+        self.state = ASKING
+        self.careful = self.shared.stopping
+        # In connection-per-request mode the connect is part of the request.
+        self.sent = self.connect_started if self.shared.per_request else now
+        self.write(self.request.question)
+
+    # -- connecting --------------------------------------------------------------------
+    def connect(self) -> None:
+        """Open a connection (the request, if due, is sent once it is made)."""
+        self.state = CONNECTING
+        self.careful = True
+        self.connect_started = self.sent = clock()
+        self.task = self.shared.loop.create_task(self._open())
+
+    def _myself(self) -> LoadConnection:
+        return self
+
+    async def _open(self) -> None:
+        shared = self.shared
+        try:
+            await shared.loop.create_connection(self._myself, shared.host, shared.port)
+        except OSError as error:
+            self.task = None
+            shared.connect_error = shared.connect_error or (error.strerror or str(error))
+            self._connect_failed(REFUSED)
+
+    def _connect_failed(self, kind: int) -> None:
+        self.state = IDLE
+        now = clock()
+        self.not_before = now + RETRY_DELAY
+        if self.shared.started and not self.shared.stopping:
+            self._complete(now, kind)
+            self.advance()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.task = None
+        # uvloop's transports are not asyncio.Transport subclasses, but behave as one.
+        self.transport = cast(asyncio.Transport, transport)
+        self.write = transport.write
+        if self.framer.pending or self.framer.overflowed:
+            self.framer = answer_framer()
+        self.state = READY
+        self.advance()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        was = self.state
+        self.transport = None
+        self.write = _not_connected
+        self.state = IDLE
+        self.careful = True
+        if was == ASKING:
+            self._complete(clock(), SHORT_READ if exc is None else RESET)
+        if not self.shared.stopping:
+            self.advance()
+
+    def _close(self) -> None:
+        self.state = CLOSING
+        self.careful = True
+        if self.transport is not None:
+            self.transport.close()
+
+    # -- answers -----------------------------------------------------------------------
+    def data_received(self, data: bytes) -> None:
+        self._receive_carefully(data, clock())
+
+    def _receive_carefully(self, data: bytes, now: float) -> None:
+        if self.state == CLOSING:
+            return  # late bytes of a connection already given up
+        framer = self.framer
+        answers = framer.feed(data)
+        if self.state != ASKING:
+            self.shared.errors[WRONG_ANSWER] += 1  # an answer nobody asked for
+            self._abort()
+            return
+        if framer.overflowed or len(answers) > 1 or (answers and framer.pending):
+            self._complete(now, WRONG_ANSWER)  # too long, or more than one answer
+            self._abort()
+            return
+        self.careful = bool(framer.pending) or self.shared.stopping
+        if answers:
+            correct = answers[0] == self.request.expected
+            finished = self._complete(now, None if correct else WRONG_ANSWER)
+            self._after(finished)
+
+    def _complete(self, now: float, error: int | None) -> Request:
+        """Account for the current request (``error`` None: answered correctly); move on."""
+        if error is None:
+            self._record(now)
+            self.answered += 1
+        else:
+            self.shared.errors[error] += 1
+            self._account_failure(now)
+        finished = self.request
+        self.request = finished.next
+        self._next_slot()
+        return finished
+
+    def _after(self, finished: Request) -> None:
+        """The connection is up and ``finished`` is done: close, or go on."""
+        if finished.closes or self.shared.stopping:
+            self._close()
+        else:
+            self.state = READY
+            self.advance()
+
+    def _abort(self) -> None:
+        self.state = CLOSING
+        self.careful = True
+        if self.transport is not None:
+            self.transport.abort()
+
+    # -- driven by the worker ----------------------------------------------------------
+    def check_timeout(self, now: float) -> None:
+        """Fail a request or a connect that has waited longer than the timeout."""
+        if now - self.sent <= self.shared.timeout:
+            return
+        if self.state == ASKING:
+            self._complete(now, TIMEOUT)
+            self._abort()
+        elif self.state == CONNECTING and self.task is not None:
+            self.task.cancel()
+            self.task = None
+            self._connect_failed(TIMEOUT)
+
+    def cancel_connect(self) -> None:
+        """Give up a connect still in progress (before the run starts)."""
+        if self.state == CONNECTING and self.task is not None:
+            self.task.cancel()
+            self.task = None
+            self.state = IDLE
+
+    def stop(self) -> None:
+        """The run is over: ask nothing more; a request in flight may still finish."""
+        self.careful = True
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        self.cancel_connect()
+        if self.state == READY:
+            self._close()
+
+    def abandon(self) -> bool:
+        """Drop the connection at once; True if a request was still waiting for its answer."""
+        waiting = self.state == ASKING
+        self.stop()
+        if self.state in (ASKING, CLOSING):
+            self._abort()
+        return waiting
+
+
+class ClosedLoopConnection(LoadConnection):
+    """Asks its next question as soon as the answer to the last one arrives."""
+
+    __slots__ = ()
+
+    def _due(self, now: float) -> float | None:
+        return now
+
+    def _record(self, now: float) -> None:
+        self.shared.latency.record(int((now - self.sent) * 1e6))
+
+    def data_received(self, data: bytes) -> None:
+        now = clock()
+        request = self.request
+        if data == request.expected and not self.careful:
+            microseconds = int((now - self.sent) * 1e6)
+            if microseconds < FINE_LIMIT_US:
+                self.bins[microseconds] += 1
+            else:
+                self.shared.latency.record_slow(microseconds)
+            self.answered += 1
+            following = request.next
+            self.request = following
+            if request.closes:
+                self._close()
+                return
+            self.sent = now
+            self.write(following.question)
+        else:
+            self._receive_carefully(data, now)
+
+
+class OpenLoopConnection(LoadConnection):
+    """Sends on a schedule: one request every ``interval`` seconds from its first due time.
+
+    Latency is what it would have been with a generator that is never late:
+    each request is charged from its intended send time, or from when the
+    server freed the connection in that ideal timeline, whichever is later. A
+    server that stalls is charged for every request due during the stall
+    (coordinated omission corrected, as wrk2 does); the generator's own timer
+    lateness is charged to nobody. ``service`` is the raw send-to-answer time.
+    """
+
+    __slots__ = ("ideal_free", "intended", "interval", "service_bins", "stop_at")
+
+    def __init__(self, shared: Shared, first: Request) -> None:
+        super().__init__(shared, first)
+        self.service_bins = shared.service.bins
+        self.intended = self.ideal_free = self.interval = 0.0
+        self.stop_at = float("inf")
+
+    def schedule(self, first_due: float, interval: float, stop_at: float) -> None:
+        """First request at ``first_due``, then one every ``interval`` until ``stop_at``."""
+        self.intended = first_due
+        self.ideal_free = first_due
+        self.interval = interval
+        self.stop_at = stop_at
+
+    def _due(self, now: float) -> float | None:
+        return self.intended if self.intended < self.stop_at else None
+
+    def _ideal_answer(self, now: float) -> float:
+        intended, ideal_free = self.intended, self.ideal_free
+        answered = (intended if intended > ideal_free else ideal_free) + (now - self.sent)
+        self.ideal_free = answered
+        return answered
+
+    def _record(self, now: float) -> None:
+        self.shared.latency.record(int((self._ideal_answer(now) - self.intended) * 1e6))
+        self.shared.service.record(int((now - self.sent) * 1e6))
+
+    def _account_failure(self, now: float) -> None:
+        self._ideal_answer(now)
+
+    def _next_slot(self) -> None:
+        self.intended += self.interval
+
+    def data_received(self, data: bytes) -> None:
+        now = clock()
+        request = self.request
+        if data == request.expected and not self.careful:
+            service = now - self.sent
+            intended, ideal_free = self.intended, self.ideal_free
+            answered = (intended if intended > ideal_free else ideal_free) + service
+            self.ideal_free = answered
+            microseconds = int((answered - intended) * 1e6)
+            if microseconds < FINE_LIMIT_US:
+                self.bins[microseconds] += 1
+            else:
+                self.shared.latency.record_slow(microseconds)
+            microseconds = int(service * 1e6)
+            if microseconds < FINE_LIMIT_US:
+                self.service_bins[microseconds] += 1
+            else:
+                self.shared.service.record_slow(microseconds)
+            self.answered += 1
+            following = request.next
+            self.request = following
+            intended += self.interval
+            self.intended = intended
+            if request.closes:
+                self._close()
+            elif intended - now <= TIMER_SLACK and intended < self.stop_at:
+                self.sent = now
+                self.write(following.question)
+            else:
+                self.state = READY
+                self.advance()
+        else:
+            self._receive_carefully(data, now)

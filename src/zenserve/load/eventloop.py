@@ -1,0 +1,25 @@
+"""The load generator's event loop: uvloop when installed (and asked for), else asyncio."""
+
+from __future__ import annotations
+
+import asyncio
+
+from zenserve.errors import ZenserveError
+
+EVENT_LOOPS = ("auto", "uvloop", "asyncio")
+
+
+def new_event_loop(kind: str = "auto") -> asyncio.AbstractEventLoop:
+    """A new loop of ``kind``: ``auto`` prefers uvloop and falls back to asyncio."""
+    if kind not in EVENT_LOOPS:
+        raise ZenserveError(f"unknown event loop {kind!r}: use one of {', '.join(EVENT_LOOPS)}")
+    if kind == "asyncio":
+        return asyncio.new_event_loop()
+    try:
+        import uvloop
+    except ImportError:
+        if kind == "uvloop":
+            raise ZenserveError("uvloop is not installed (pip install 'zenserve[fast]')") from None
+        return asyncio.new_event_loop()
+    loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+    return loop
