@@ -41,6 +41,8 @@ ARCHITECTURES: dict[str, Architecture] = {
                      "asyncio_coroutines", "7-8", event_loop=True),
         Architecture("uvloop", "the callback server on uvloop (libuv)", "uvloop_callbacks",
                      event_loop=True),
+        Architecture("gevent", "gevent's StreamServer: a greenlet per client, no monkey-patching",
+                     "gevent_streams", event_loop=True),
     )
 }
 

@@ -44,18 +44,20 @@ class ConnectionClock:
         self.request_started = 0.0
         self.output_seen = 0
 
-    def expired(self, now: float, limits: Limits, output_size: int, working: bool) -> str:
+    def expired(self, now: float, limits: Limits, output_mark: int, working: bool) -> str:
         """Why this connection should be closed now, or "" to keep it.
 
         Progress is a read, the server still working on an answer, or answers
-        draining to the client; a client that neither sends nor reads is idle.
+        draining to the client (``output_mark``, any number that changes as
+        they drain: unsent bytes, or replies sent); a client that neither
+        sends nor reads is idle.
         """
         if self.request_started and now - self.request_started > limits.request_timeout:
             return "did not finish its question in time"
-        if self.heard or working or output_size != self.output_seen:
+        if self.heard or working or output_mark != self.output_seen:
             self.heard = False
             self.quiet_since = now
-            self.output_seen = output_size
+            self.output_seen = output_mark
             return ""
         if now - self.quiet_since > limits.idle_timeout:
             return "was idle too long"
