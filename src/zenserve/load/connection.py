@@ -165,7 +165,7 @@ class LoadConnection(asyncio.Protocol):
         self.task = None
         # uvloop's transports are not asyncio.Transport subclasses, but behave as one.
         self.transport = cast(asyncio.Transport, transport)
-        self.write = transport.write
+        self.write = self.transport.write
         if self.framer.pending or self.framer.overflowed:
             self.framer = answer_framer()
         self.state = READY

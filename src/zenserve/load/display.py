@@ -5,7 +5,7 @@ from __future__ import annotations
 from types import TracebackType
 
 from rich.console import Console
-from rich.progress import BarColumn, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, TaskID, TextColumn, TimeRemainingColumn
 from rich.progress import Progress as ProgressBar
 from rich.table import Table
 
@@ -21,7 +21,7 @@ class ProgressDisplay:
     def __init__(self, console: Console) -> None:
         self.console = console
         self.bar: ProgressBar | None = None
-        self.task = 0
+        self.task = TaskID(0)
         self.last_second = -1
 
     def __enter__(self) -> ProgressDisplay:
