@@ -38,14 +38,18 @@ def reset(sock: socket.socket) -> None:
 
 def server_closed(sock: socket.socket) -> bool:
     """True once the server has closed ``sock`` (EOF or reset); never blocks."""
+    timeout = sock.gettimeout()
+    sock.settimeout(0.0)  # a timeout would make Python wait for data despite MSG_DONTWAIT
     try:
-        while data := sock.recv(4096, socket.MSG_DONTWAIT):
-            del data  # e.g. "Error: server busy." before the close
+        while sock.recv(4096):
+            pass  # e.g. "Error: server busy." before the close
         return True
     except (BlockingIOError, InterruptedError):
         return False
     except OSError:
         return True
+    finally:
+        sock.settimeout(timeout)
 
 
 class SlowLoris:

@@ -15,3 +15,21 @@ HOSTILE_IDS = [setup_id(name, extra) for name, extra in HOSTILE_SETUPS]
 def hostile_setup(request: pytest.FixtureRequest) -> Setup:
     name, extra = request.param
     return ARCHITECTURES[name], ("--arch", name, *extra)
+
+
+# Measurements worth seeing in every run (C10K memory, slowloris p99), printed
+# at the end of the test session: reported, never asserted as speed.
+_REPORT: list[str] = []
+
+
+@pytest.fixture
+def report() -> list[str]:
+    """Append a line here to have it printed in the session's summary."""
+    return _REPORT
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _REPORT:
+        terminalreporter.section("hostile suite measurements")
+        for line in _REPORT:
+            terminalreporter.write_line(line)
