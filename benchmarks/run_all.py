@@ -25,6 +25,8 @@ BENCHMARKS = {
                         "(issue 3 speed, issue 7 targets 1 and 2)",
     "profile_hotspots.py": "where the time goes: CPU and syscalls per request, py-spy hot spots "
                            "(issue 7 target 1 evidence)",
+    "metrics_cost.py": "zenserve with and without --metrics-port (scraped every second), "
+                       "alone and under --workers 2 (issue 3: metrics must cost little)",
 }
 # Each script bounds its own runs; this only catches one that hangs regardless.
 SCRIPT_TIMEOUT_SECONDS = 3 * 3600

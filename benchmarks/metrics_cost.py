@@ -1,0 +1,123 @@
+"""What metrics cost: zenserve with and without --metrics-port, alone and under --workers 2.
+
+    .venv/bin/python benchmarks/metrics_cost.py            # 3 rounds × 2 s per point
+    .venv/bin/python benchmarks/metrics_cost.py --quick    # 1 round × 1 s, provisional
+    .venv/bin/python benchmarks/metrics_cost.py --arch asyncio-callbacks
+
+The C reference load generator drives each setup at 10 and 100 connections,
+interleaved. Setups with metrics are scraped over HTTP once a second for the
+whole race (Prometheus usually scrapes every 15 s), so the cost of serving
+/metrics is in the numbers too, not only the cost of counting. The table goes
+to stdout and to its own section of benchmarks/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import threading
+import urllib.request
+from collections.abc import Sequence
+from contextlib import ExitStack
+from pathlib import Path
+
+import psutil
+from contenders import RunningServer, zenserve_contender
+from race import Entrant, Point, RaceSettings, run_race
+from reference import build_reference
+from results_file import command_line, machine_lines, update_section
+
+from zenserve.errors import ZenserveError
+from zenserve.servers import ARCHITECTURES
+
+SECTION = "metrics-cost"
+CONNECTION_COUNTS = (10, 100)
+SCRAPE_INTERVAL_SECONDS = 1.0
+METRICS = ("--metrics-port", "0")
+
+
+def metrics_port(server: RunningServer) -> int:
+    """The leader's other listening port: the metrics endpoint (port 0 picked it)."""
+    for connection in psutil.Process(server.process.pid).net_connections(kind="tcp"):
+        if connection.status == psutil.CONN_LISTEN and connection.laddr.port != server.port:
+            return int(connection.laddr.port)
+    raise ZenserveError(f"{server.contender.label}: no metrics port found")
+
+
+def scrape_until(stop: threading.Event, urls: Sequence[str], scrapes: list[int]) -> None:
+    """Scrape every URL each SCRAPE_INTERVAL_SECONDS until ``stop``; count the successes."""
+    while not stop.wait(SCRAPE_INTERVAL_SECONDS):
+        for url in urls:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                response.read()
+            scrapes[0] += 1
+
+
+def race(architecture: str, settings: RaceSettings) -> tuple[dict[tuple[str, int], Point], int]:
+    setups = [(workers, extra) for workers in (0, 2) for extra in ((), METRICS)]
+    with tempfile.TemporaryDirectory(prefix="zenserve-metrics-") as scratch, ExitStack() as stack:
+        tools = build_reference(Path(scratch))
+        entrants, urls = [], []
+        for workers, extra in setups:
+            server = stack.enter_context(
+                RunningServer(zenserve_contender(architecture, workers, extra)))
+            label = server.contender.label + (" --metrics-port" if extra else "")
+            entrants.append(Entrant(label, server.port))
+            if extra:
+                urls.append(f"http://127.0.0.1:{metrics_port(server)}/metrics")
+        stop, scrapes = threading.Event(), [0]
+        scraper = threading.Thread(target=scrape_until, args=(stop, urls, scrapes), daemon=True)
+        scraper.start()
+        try:
+            points = run_race(architecture, entrants, settings, tools.load)
+        finally:
+            stop.set()
+            scraper.join(timeout=10)
+    return points, scrapes[0]
+
+
+def table(points: dict[tuple[str, int], Point]) -> list[str]:
+    labels = list(dict.fromkeys(label for label, _ in points))
+    header = " | ".join(f"{count} conns req/s | × off" for count in CONNECTION_COUNTS)
+    lines = [f"| setup | {header} |", "|---" * (1 + 2 * len(CONNECTION_COUNTS)) + "|"]
+    for label in labels:
+        baseline = label.removesuffix(" --metrics-port")
+        cells = []
+        for count in CONNECTION_COUNTS:
+            rate, off = points[label, count].median, points[baseline, count].median
+            cells.append(f"{rate:,.0f}" if rate else "-")
+            cells.append(f"{rate / off:.2f}" if rate and off else "-")
+        lines.append(f"| {label} | {' | '.join(cells)} |")
+    return lines
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="1 round of 1 s, provisional")
+    parser.add_argument("--arch", default="epoll", choices=list(ARCHITECTURES))
+    parser.add_argument("--no-record", action="store_true", help="leave RESULTS.md alone")
+    args = parser.parse_args(argv)
+    rounds, seconds = (1, 1.0) if args.quick else (3, 2.0)
+    try:
+        points, scrapes = race(args.arch, RaceSettings(CONNECTION_COUNTS, rounds, seconds))
+    except ZenserveError as error:
+        print(f"metrics benchmark: {error}", file=sys.stderr)
+        return 1
+    lines = [f"## What metrics cost ({args.arch})", ""]
+    if args.quick:
+        lines += ["**PROVISIONAL: --quick run (1 round of 1 s per point). Not final numbers.**", ""]
+    lines += [f"- command: `{command_line()}`", *machine_lines(),
+              f"- each point: median of {rounds} run(s) of {seconds:g} s by the C reference "
+              "load generator, setups interleaved; × off: against the same setup without "
+              f"metrics; {scrapes} scrapes of /metrics (one per second per setup) during the race",
+              "", *table(points)]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if not args.no_record:
+        update_section(SECTION, text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
