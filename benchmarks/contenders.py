@@ -10,6 +10,7 @@ zenserve's ``--workers``), each by its own process id.
 from __future__ import annotations
 
 import contextlib
+import os
 import selectors
 import subprocess
 import sys
@@ -89,18 +90,22 @@ class RunningServer:
     def _read_announced_port(self, timeout: float) -> int:
         stdout = self.process.stdout
         assert stdout is not None
+        # Raw reads, not readline(): a buffered reader could hold the line while select() waits.
+        seen = b""
         deadline = time.monotonic() + timeout
         with selectors.DefaultSelector() as selector:
             selector.register(stdout, selectors.EVENT_READ)
             while (remaining := deadline - time.monotonic()) > 0:
                 if not selector.select(remaining):
                     break
-                line = stdout.readline().decode(errors="replace")
-                if not line:
+                chunk = os.read(stdout.fileno(), 4096)
+                if not chunk:
                     raise self._failed("exited before it was ready")
-                if line.startswith(READY_PREFIX):
-                    return int(line.rstrip().rpartition(":")[2])
-        raise self._failed(f"not ready within {timeout:g}s")
+                seen += chunk
+                for line in seen.decode(errors="replace").splitlines(keepends=True):
+                    if line.startswith(READY_PREFIX) and line.endswith("\n"):
+                        return int(line.rstrip().rpartition(":")[2])
+        raise self._failed(f"not ready within {timeout:g}s (printed {seen[-200:]!r})")
 
     def _find_listening_port(self, timeout: float) -> int:
         deadline = time.monotonic() + timeout
