@@ -57,8 +57,9 @@ def test_a_worker_killed_with_sigkill_is_replaced(architecture: str) -> None:
         assert server.stop() == 0
 
 
-def test_killing_the_parent_takes_the_workers_with_it() -> None:
-    with ServerProcess("--arch", "single", "--workers", "2") as server:
+@pytest.mark.parametrize("architecture", ALL)
+def test_killing_the_parent_takes_the_workers_with_it(architecture: str) -> None:
+    with ServerProcess("--arch", architecture, "--workers", "2") as server:
         workers = [psutil.Process(pid) for pid in worker_pids(server)]
         assert len(workers) == 2
         talking = connect(server.port)  # a worker in mid-conversation goes too
