@@ -333,7 +333,9 @@ class OpenLoopConnection(LoadConnection):
         self.intended = first_due
         self.ideal_free = first_due
         self.interval = interval
-        self.stop_at = stop_at
+        # Due times are sums of intervals: stop a hair early, so rounding never
+        # sneaks in a request due exactly at the end.
+        self.stop_at = stop_at - 1e-6
 
     def _due(self, now: float) -> float | None:
         return self.intended if self.intended < self.stop_at else None

@@ -88,7 +88,11 @@ def merge(encoded_histograms: list[str]) -> HdrHistogram:
     """Decode and add up encoded histograms (from several processes or seconds)."""
     total = new_histogram()
     for encoded in encoded_histograms:
-        total.decode_and_add(encoded.encode("ascii"))
+        histogram = HdrHistogram.decode(encoded.encode("ascii"))
+        # Adding an empty histogram would set the minimum to 0 (hdrh takes the
+        # empty one's minimum at face value), so skip it: it adds nothing.
+        if histogram.get_total_count():
+            total.add(histogram)
     return total
 
 

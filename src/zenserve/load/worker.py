@@ -159,9 +159,10 @@ class Worker:
         await self._sleep_until(start)
         self._begin(start, measure_end)
         self.ticker = self.loop.call_soon(self._tick, start)
-        await self._sleep_until(measure_start)
-        self._cut(0.0)
-        self.sparse.clear()
+        if options.warmup > 0:
+            await self._sleep_until(measure_start)
+            self._cut(0.0)
+            self.sparse.clear()  # the warmup is not counted
         cpu_start = time.process_time()
         boundaries = [measure_start + second for second in range(1, math.ceil(options.duration))]
         previous = measure_start

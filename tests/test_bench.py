@@ -1,0 +1,161 @@
+"""The load generator against tiny test servers and a real zenserve server, on loopback."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.bench_servers import Behaviour, TestServer
+from zenserve.load import ERROR_KINDS, BenchOptions, Progress, ServerUnreachable, run
+from zenserve.process import ServerProcess
+
+# Short runs: these tests check what is counted, never how fast.
+SHORT = {"duration": 1.0, "warmup": 0.0, "processes": 1}
+
+
+def options(port: int, **overrides: object) -> BenchOptions:
+    settings: dict[str, object] = {"port": port, "connections": 4, **SHORT}
+    settings.update(overrides)
+    return BenchOptions(**settings)  # type: ignore[arg-type]
+
+
+def test_requests_counted_equal_answers_the_server_sent() -> None:
+    with TestServer() as server:
+        result = run(options(server.port))
+    assert result.requests > 100
+    assert result.errors_total == 0
+    assert result.unfinished == 0
+    assert result.requests == server.answered
+
+
+def test_requests_are_split_over_processes_and_still_add_up() -> None:
+    with TestServer() as server:
+        result = run(options(server.port, connections=3, processes=2))
+    assert len(result.worker_cpu_percent) == 2
+    assert result.requests == server.answered > 0
+
+
+def test_latency_of_a_server_that_answers_in_10_ms_reads_about_10_ms() -> None:
+    with TestServer(Behaviour(delay=0.010)) as server:
+        result = run(options(server.port, connections=2))
+    assert 9.0 <= result.latency.min
+    assert 9.5 <= result.latency.p50 <= 40.0
+    # Each connection asks one at a time: about 100 answers a second each.
+    assert 20 <= result.requests <= 2 * 100
+    assert result.service_time is None
+
+
+def test_open_loop_charges_a_stalled_server_for_every_request_due_during_the_stall() -> None:
+    rate = 300.0
+    with TestServer(Behaviour(pause_after=int(rate), pause_for=1.0)) as server:
+        result = run(options(server.port, connections=2, rate=rate, duration=3.0))
+    assert result.service_time is not None
+    assert result.latency.p99 >= 500.0
+    assert result.service_time.p99 < 500.0
+    assert result.service_time.max >= 900.0  # the requests caught by the stall itself
+    assert result.errors_total == 0
+
+
+def test_open_loop_keeps_to_the_rate() -> None:
+    with TestServer() as server:
+        result = run(options(server.port, rate=400.0, duration=2.0))
+    # 400/s for 2 s: exactly 800 due times, every one sent and answered.
+    assert result.requests == 800
+    assert not result.saturated
+    assert result.requests == server.answered
+
+
+def test_wrong_answers_are_errors_never_successes() -> None:
+    with TestServer(Behaviour(wrong_every=3)) as server:
+        result = run(options(server.port))
+    assert result.errors["wrong_answer"] > 0
+    assert result.requests + result.errors["wrong_answer"] == server.answered
+    assert result.errors["wrong_answer"] == server.answered // 3
+
+
+@pytest.mark.parametrize(("behaviour", "kind"), [
+    (Behaviour(hang_up=True), "short_read"),
+    (Behaviour(reset=True), "reset"),
+    (Behaviour(silent=True), "timeout"),
+])
+def test_failures_are_counted_by_kind(behaviour: Behaviour, kind: str) -> None:
+    with TestServer(behaviour) as server:
+        result = run(options(server.port, connections=2, timeout=0.3))
+    assert result.requests == 0
+    assert result.errors[kind] > 0
+    assert sum(count for name, count in result.errors.items() if name != kind) == 0
+
+
+def test_connection_per_request_opens_a_connection_for_every_request() -> None:
+    with TestServer() as server:
+        result = run(options(server.port, connections=2, connection_per_request=True))
+    assert result.requests > 20
+    assert result.errors_total == 0
+    # One connection per request; at the end each of the 2 may have opened one more, unused.
+    assert result.requests <= server.accepted <= result.requests + 2
+
+
+def test_unknown_and_malformed_traffic_gets_the_answers_the_protocol_promises() -> None:
+    with ServerProcess("--arch", "single") as server:
+        result = run(options(server.port, connections=1, unknown_ratio=0.2, error_ratio=0.2))
+    assert result.requests > 50
+    assert result.errors_total == 0, result.errors
+
+
+def test_progress_is_reported_while_the_run_goes() -> None:
+    seen: list[Progress] = []
+    with TestServer() as server:
+        run(options(server.port, duration=1.0, warmup=0.5), progress=seen.append)
+    assert len(seen) >= 3
+    assert {"warmup", "measuring"} <= {snapshot.phase for snapshot in seen}
+    assert seen[-1].requests >= seen[0].requests
+
+
+def test_a_server_that_cannot_be_reached_raises() -> None:
+    with pytest.raises(ServerUnreachable, match="cannot reach"):
+        run(options(_closed_port(), timeout=1.0))
+
+
+def test_the_command_exits_non_zero_when_the_server_cannot_be_reached() -> None:
+    command = [sys.executable, "-m", "zenserve", "bench", "-p", str(_closed_port()),
+               "-d", "1s", "--quiet"]
+    completed = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert completed.returncode != 0
+    assert "cannot reach" in completed.stderr
+    assert "Traceback" not in completed.stderr
+
+
+def test_the_json_has_every_key_of_the_documented_schema(tmp_path: Path) -> None:
+    json_path, hgrm_path = tmp_path / "run.json", tmp_path / "run.hgrm"
+    with TestServer() as server:
+        command = [sys.executable, "-m", "zenserve", "bench", "-p", str(server.port),
+                   "-c", "2", "-R", "200", "-d", "2s", "--warmup", "0s", "--processes", "1",
+                   "--json", str(json_path), "--hgrm", str(hgrm_path)]
+        completed = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert completed.returncode == 0, completed.stderr
+    document = json.loads(json_path.read_text())
+    assert {"requests", "errors", "duration_s", "throughput_rps", "latency_ms",
+            "service_time_ms", "client_cpu_percent", "saturated", "timeline"} <= set(document)
+    assert set(document["errors"]) == set(ERROR_KINDS)
+    for key in ("latency_ms", "service_time_ms"):
+        assert {"p50", "p90", "p99", "p999", "max"} <= set(document[key])
+    assert document["requests"] > 0
+    assert isinstance(document["saturated"], bool)
+    assert len(document["timeline"]) == 2
+    assert {"second", "requests", "errors", "throughput_rps", "latency_ms"} <= set(
+        document["timeline"][0])
+    assert "Percentile" in hgrm_path.read_text()
+    assert "latency ms" in completed.stdout
+
+
+def _closed_port() -> int:
+    """A loopback port nobody listens on (bound, then closed)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
