@@ -229,3 +229,24 @@ def test_workers_share_a_socket_inherited_from_systemd() -> None:
         process.wait()
         if process.stdout is not None:
             process.stdout.close()
+
+
+def test_a_worker_that_cannot_start_is_a_one_line_error() -> None:
+    """An architecture whose module is missing (as uvloop would be) fails in the workers."""
+    launcher = (
+        "import sys; from zenserve.servers import ARCHITECTURES, Architecture; "
+        "ARCHITECTURES['missing'] = Architecture('missing', 'absent', 'no_such_module'); "
+        "from zenserve.cli import main; sys.exit(main(sys.argv[1:]))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", launcher, "serve", "-p", "0", "--arch", "missing",
+         "--workers", "2"],
+        capture_output=True, text=True, timeout=30,
+    )
+    assert result.returncode == 2
+    assert result.stdout == ""  # never said it was listening
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("zenserve serve: error: worker ")
+    assert lines[0].endswith(" cannot start: architecture 'missing' needs a package that is "
+                             "not installed: zenserve.servers.no_such_module")

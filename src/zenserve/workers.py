@@ -101,7 +101,7 @@ class Supervisor:
                 return False
             for index, message in messages:
                 if message != "ready":
-                    raise ZenserveError(f"worker {index} cannot start: {message}")
+                    raise ZenserveError(f"worker {index} cannot start: {_reason(message)}")
                 ready.add(index)
             for exit in self._reap():
                 raise ZenserveError(f"worker {exit.slot} {exit.describe()} before it was ready")
@@ -120,7 +120,7 @@ class Supervisor:
                 if message == "ready":
                     log.info("Worker %d is ready", index)
                 else:
-                    log.error("Worker %d cannot start: %s", index, message)
+                    log.error("Worker %d cannot start: %s", index, _reason(message))
             for exit in self._reap():
                 log.warning("Worker %d (pid %d) %s; replacing it", exit.slot, exit.pid,
                             exit.describe())
@@ -170,6 +170,11 @@ class Supervisor:
         if self._pool.alive:
             log.warning("%d worker(s) still running at the stop deadline; killing them",
                         self._pool.alive)
+
+
+def _reason(message: str) -> str:
+    """What a worker's ``error ...`` report says, without the keyword."""
+    return message.removeprefix("error ")
 
 
 def serve_in_worker(index: int, listener: socket.socket, context: ServeContext,
