@@ -1,0 +1,170 @@
+"""`zenserve bench` against the C reference load generator, both driving the C reference server.
+
+    .venv/bin/python benchmarks/bench_vs_reference.py               # 5 rounds × 3 s per point
+    .venv/bin/python benchmarks/bench_vs_reference.py --quick       # 1 round × 2 s, provisional
+    .venv/bin/python benchmarks/bench_vs_reference.py --processes 1,2
+
+Both C programs are built from ../shared/reference into a temporary folder.
+One C server (one epoll loop) runs for the whole race; at 10 and 100
+connections (closed loop) the C load generator and `zenserve bench` take
+turns, interleaved round by round with the first one alternating, so that
+waves of noise on a shared machine hit both alike. The C server answers only
+the book's three questions and takes no pipelining, so bench asks just those,
+one at a time per connection, and checks every answer. Targets: bench at
+0.8× the C generator or better (issue 4), 0.9× (issue 7). The table goes to
+stdout and to its own section of benchmarks/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from contenders import RunningServer, c_reference_contender
+from reference import build_reference, run_reference_load
+from results_file import command_line, machine_lines, update_section
+
+from zenserve.load import BenchOptions, default_processes, run
+
+SECTION = "bench-vs-reference"
+CONNECTION_COUNTS = (10, 100)
+BOOK_QUESTIONS = (
+    (b"Beautiful is better than?", b"Ugly."),
+    (b"Explicit is better than?", b"Implicit."),
+    (b"Simple is better than?", b"Complex."),
+)
+C_LABEL = "C zen_ref_load"
+# bench measures after a short warmup (its processes start first); the C
+# generator counts from its first request, so it gets no warmup to hide in.
+BENCH_WARMUP = 0.5
+
+
+@dataclass(slots=True)
+class Samples:
+    """Every rate measured for one generator at one connection count."""
+
+    rates: list[float] = field(default_factory=list)
+    cpu_percent: list[float] = field(default_factory=list)
+    errors: int = 0
+    saturated: int = 0
+
+    @property
+    def median(self) -> float | None:
+        return statistics.median(self.rates) if self.rates else None
+
+
+def bench_label(processes: int) -> str:
+    return f"zenserve bench, {processes} process" + ("es" if processes > 1 else "")
+
+
+def measure_bench(port: int, connections: int, seconds: float, processes: int,
+                  samples: Samples) -> None:
+    result = run(BenchOptions(port=port, connections=connections, duration=seconds,
+                              warmup=BENCH_WARMUP, questions=BOOK_QUESTIONS,
+                              processes=processes))
+    samples.rates.append(result.throughput_rps)
+    samples.cpu_percent.append(result.client_cpu_percent)
+    samples.errors += result.errors_total
+    samples.saturated += result.saturated
+
+
+def measure_c(load: Path, port: int, connections: int, seconds: float, samples: Samples) -> None:
+    outcome = run_reference_load(load, port, connections, seconds)
+    if outcome.rate is None:
+        print(f"  {C_LABEL} at {connections}: {outcome.failure}", file=sys.stderr)
+        samples.errors += 1
+    else:
+        samples.rates.append(outcome.rate)
+
+
+def race(rounds: int, seconds: float, process_counts: list[int]) -> dict[tuple[str, int], Samples]:
+    labels = [C_LABEL] + [bench_label(count) for count in process_counts]
+    results = {(label, conns): Samples() for label in labels for conns in CONNECTION_COUNTS}
+    with tempfile.TemporaryDirectory(prefix="zenserve-bench-ref-") as scratch:
+        tools = build_reference(Path(scratch))
+        with RunningServer(c_reference_contender(tools.server, 1)) as server:
+            for round_number in range(rounds):
+                for connections in CONNECTION_COUNTS:
+                    # Rotate who goes first, round by round.
+                    shift = round_number % len(labels)
+                    for label in labels[shift:] + labels[:shift]:
+                        samples = results[(label, connections)]
+                        if label == C_LABEL:
+                            measure_c(tools.load, server.port, connections, seconds, samples)
+                        else:
+                            processes = process_counts[labels.index(label) - 1]
+                            measure_bench(server.port, connections, seconds, processes,
+                                          samples)
+                        print(f"  round {round_number + 1}/{rounds}, {connections} conns, "
+                              f"{label}: {samples.rates[-1] if samples.rates else 0:,.0f} req/s",
+                              file=sys.stderr)
+    return results
+
+
+def table(results: dict[tuple[str, int], Samples], process_counts: list[int]) -> list[str]:
+    lines = ["| generator | conns | req/s (median) | × C generator | target 0.8× / 0.9× "
+             "| client CPU % | errors | runs flagged saturated |",
+             "|---|---|---|---|---|---|---|---|"]
+    for connections in CONNECTION_COUNTS:
+        reference = results[(C_LABEL, connections)].median
+        for label in [C_LABEL] + [bench_label(count) for count in process_counts]:
+            samples = results[(label, connections)]
+            rate = samples.median
+            if rate is None:
+                lines.append(f"| {label} | {connections} | failed | | | | {samples.errors} | |")
+                continue
+            if label == C_LABEL:
+                lines.append(f"| {label} | {connections} | {rate:,.0f} | 1.00 | | | "
+                             f"{samples.errors} | |")
+                continue
+            ratio = rate / reference if reference else 0.0
+            verdict = ("meets both" if ratio >= 0.9 else "meets 0.8×" if ratio >= 0.8
+                       else "below 0.8×")
+            cpu = statistics.median(samples.cpu_percent)
+            lines.append(f"| {label} | {connections} | {rate:,.0f} | {ratio:.2f} | {verdict} | "
+                         f"{cpu:.0f} | {samples.errors} | {samples.saturated}"
+                         f"/{len(samples.rates)} |")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--quick", action="store_true", help="1 round × 2 s (provisional)")
+    parser.add_argument("--processes", default=str(default_processes(max(CONNECTION_COUNTS))),
+                        help="bench process counts to race, comma-separated "
+                             "(default: bench's own default for this machine)")
+    parser.add_argument("--no-record", action="store_true",
+                        help="print the table only, leave RESULTS.md alone")
+    args = parser.parse_args(argv)
+    rounds, seconds = (1, 2.0) if args.quick else (args.rounds, args.seconds)
+    process_counts = [int(count) for count in args.processes.split(",")]
+    results = race(rounds, seconds, process_counts)
+    lines = table(results, process_counts)
+    print("\n".join(lines))
+    if not args.no_record:
+        body = [
+            "## `zenserve bench` vs the C reference load generator (issues 4 and 7)",
+            "",
+            f"- command: `{command_line()}`",
+            *machine_lines(),
+            f"- `nproc`: {len(os.sched_getaffinity(0))}; one C reference server (one epoll loop) "
+            "for the whole race; closed loop, the book's three questions, one at a time per "
+            "connection, every answer checked",
+            f"- each point: median of {rounds} run(s) of {seconds:g} s, generators interleaved "
+            f"(bench after a {BENCH_WARMUP:g} s warmup)",
+            "",
+            *lines,
+        ]
+        update_section(SECTION, "\n".join(body) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
