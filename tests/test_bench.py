@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import signal
 import socket
 import subprocess
 import sys
 from pathlib import Path
 
+import psutil
 import pytest
 
 from tests.bench_servers import Behaviour, TestServer
+from tests.helpers import wait_for
 from zenserve.load import ERROR_KINDS, BenchOptions, Progress, ServerUnreachable, run
 from zenserve.process import ServerProcess
 
@@ -159,3 +162,25 @@ def _closed_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
     return port
+
+
+def test_ctrl_c_stops_the_command_and_its_load_processes() -> None:
+    with TestServer() as server:
+        command = [sys.executable, "-m", "zenserve", "bench", "-p", str(server.port),
+                   "-d", "60s", "--processes", "2", "-c", "2"]
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   text=True)
+        try:
+            parent = psutil.Process(process.pid)
+            wait_for(lambda: server.answered > 0, timeout=30)
+            workers = [child for child in parent.children() if "spawn_main" in
+                       " ".join(child.cmdline())]
+            assert len(workers) == 2
+            process.send_signal(signal.SIGINT)
+            assert process.wait(timeout=20) == 130
+            _, alive = psutil.wait_procs(workers, timeout=10)
+            assert not alive
+        finally:
+            process.kill()
+            process.communicate(timeout=10)
+

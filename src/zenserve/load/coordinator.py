@@ -32,6 +32,8 @@ FINISH_MARGIN = 30.0
 # Every worker starts this long after the last one is ready, at the same moment.
 START_DELAY = 0.05
 PROGRESS_POLL = 0.25
+# Workers that sent their report exit at once; past this they are killed.
+STOP_PATIENCE = 5.0
 
 
 class ServerUnreachable(ZenserveError):
@@ -89,8 +91,10 @@ def run(options: BenchOptions, progress: ProgressCallback | None = None) -> Benc
         for channel in channels:
             channel.send((START, start))
         reports = _collect(options, channels, start, progress)
-    finally:
-        _stop(channels, processes)
+    except BaseException:
+        _stop(channels, processes, patience=0.0)
+        raise
+    _stop(channels, processes, patience=STOP_PATIENCE)
     wall = clock() - start
     coordinator_cpu = 100 * (time.process_time() - cpu_before) / wall
     return assemble(options, reports, coordinator_cpu)
@@ -157,11 +161,13 @@ def _collect(options: BenchOptions, channels: list[Connection], start: float,
     return [reports[index] for index in range(len(channels))]
 
 
-def _stop(channels: list[Connection], processes: list[BaseProcess]) -> None:
+def _stop(channels: list[Connection], processes: list[BaseProcess], patience: float) -> None:
+    """Close the pipes; give the workers ``patience`` seconds to exit, then kill them."""
     for channel in channels:
         channel.close()
+    deadline = clock() + patience
     for process in processes:
-        process.join(timeout=2.0)
+        process.join(timeout=max(0.0, deadline - clock()))
         if process.is_alive():
             process.kill()
             process.join()

@@ -11,6 +11,7 @@ processes. Every quarter second the worker sends ``progress``; at the end,
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import signal
 import time
@@ -83,7 +84,9 @@ def worker_main(channel: Connection, plan: WorkerPlan) -> None:
         if report is not None:
             channel.send((DONE, report))
     except Exception as error:
-        channel.send((FAILED, f"worker {plan.index}: {type(error).__name__}: {error}"))
+        # The coordinator may be gone (its end of the pipe closed): then nobody listens.
+        with contextlib.suppress(OSError):
+            channel.send((FAILED, f"worker {plan.index}: {type(error).__name__}: {error}"))
     finally:
         loop.close()
         channel.close()
@@ -120,6 +123,7 @@ class Worker:
         message = await self._receive()
         if message[0] != START:
             self._abandon_all()
+            await self._settle()
             return None
         return await self._measure(float(str(message[1])))
 
@@ -176,8 +180,14 @@ class Worker:
         cpu_seconds = time.process_time() - cpu_start
         if self.ticker is not None:
             self.ticker.cancel()
-        await asyncio.sleep(0)  # let connection_lost callbacks run
+        await self._settle()
         return self._report(cpu_seconds, unfinished)
+
+    async def _settle(self) -> None:
+        """Let closed connections and cancelled connects finish before the loop closes."""
+        others = asyncio.all_tasks() - {asyncio.current_task()}
+        await asyncio.gather(*others, return_exceptions=True)
+        await asyncio.sleep(0)  # connection_lost callbacks
 
     def _begin(self, start: float, measure_end: float) -> None:
         self.shared.started = True
@@ -196,7 +206,11 @@ class Worker:
             if connection.state == ASKING or connection.state == CONNECTING:
                 connection.check_timeout(now)
         answered = sum(connection.answered for connection in self.connections)
-        self.channel.send((PROGRESS, answered, sum(self.shared.errors)))
+        try:
+            self.channel.send((PROGRESS, answered, sum(self.shared.errors)))
+        except OSError:
+            self.loop.stop()  # the coordinator is gone: so is the reason to go on
+            return
         ticks = math.floor((now - start) / PROGRESS_INTERVAL) + 1
         self.ticker = self.loop.call_later(
             start + ticks * PROGRESS_INTERVAL - now, self._tick, start)
