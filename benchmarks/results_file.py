@@ -53,14 +53,20 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+# The load average when this module was imported: the start of the run.
+LOAD_AT_START = os.getloadavg()
+
+
 def machine_lines() -> list[str]:
     """Date, machine and interpreter, one markdown bullet each."""
     now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
+    start, end = (", ".join(f"{value:.2f}" for value in load)
+                  for load in (LOAD_AT_START, os.getloadavg()))
     return [
         f"- date: {now}",
         f"- machine: {os.cpu_count()} CPUs (nproc), {cpu_model()}, "
-        f"kernel {platform.release()}, load average {load} at the end of the run",
+        f"kernel {platform.release()}; load average {start} at the start of the run, "
+        f"{end} at its end (other work on the machine skews the numbers)",
         f"- Python {platform.python_version()} ({sys.executable})",
     ]
 
