@@ -91,6 +91,9 @@ class LoopServer(base.Server):
         """The loop to serve on (uvloop's server returns its own)."""
         return asyncio.new_event_loop()
 
+    async def prepare(self) -> None:
+        """Anything the loop should hold before the first client (uvloop's server has some)."""
+
     @abc.abstractmethod
     def start_connection(self, sock: socket.socket, peer: str) -> None:
         """Begin a conversation on an admitted, non-blocking socket (already counted)."""
@@ -129,6 +132,7 @@ class LoopServer(base.Server):
         self._loop = loop  # from here on shutdown() wakes the loop; before, the flag does
         if self._stop_asked:
             self._stop_event.set()
+        await self.prepare()
         self.listener.setblocking(False)
         self._start_accepting()
         self._sweeper = loop.call_later(self._sweep_every, self._sweep)

@@ -9,6 +9,7 @@ registry turns that into a one-line error.
 from __future__ import annotations
 
 import asyncio
+import socket
 
 import uvloop
 
@@ -21,3 +22,17 @@ class Server(asyncio_callbacks.Server):
     @staticmethod
     def new_event_loop() -> asyncio.AbstractEventLoop:
         return uvloop.new_event_loop()
+
+    async def prepare(self) -> None:
+        """Build one stream now, so that libuv opens its reserve descriptor before any client.
+
+        libuv keeps one descriptor (``/dev/null``) in reserve for running out
+        of them, opened when the loop builds its first stream. Opening it at
+        start keeps the server's descriptor count steady from the first client
+        on (for ``ulimit`` planning, and so that it never looks like a leak).
+        """
+        loop = asyncio.get_running_loop()
+        ours, theirs = socket.socketpair()
+        with theirs:
+            transport, _ = await loop.connect_accepted_socket(asyncio.Protocol, ours)
+            transport.close()
