@@ -19,6 +19,7 @@ COMMANDS = {
     "architectures": "architectures",
     "demo": "demo",
     "bench": "bench",
+    "soak": "soak",
 }
 
 

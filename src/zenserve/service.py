@@ -7,6 +7,7 @@ request never takes a server down.
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import importlib
 import io
@@ -14,6 +15,8 @@ import json
 import logging
 import random
 import re
+import sys
+import threading
 import tomllib
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -40,13 +43,24 @@ _MAX_DISTINCT_FAILURES = 100
 _BETTER_THAN = re.compile(r"^(\w+ is better than) (\w+)\.$")
 
 
+_IMPORT_THIS_LOCK = threading.Lock()
+
+
+def _zen_of_python() -> str:
+    """PEP 20's text, from the ``this`` module, imported once and silently."""
+    with _IMPORT_THIS_LOCK:
+        if "this" not in sys.modules:
+            # `import this` prints the Zen. redirect_stdout swaps the process-wide
+            # sys.stdout, so two threads doing it at once can leave it swapped for
+            # good (seen under `zenserve soak`): import once, under a lock.
+            with contextlib.redirect_stdout(io.StringIO()):
+                import this  # noqa: F401
+    return codecs.decode(sys.modules["this"].s, "rot13")
+
+
 def pep20_table() -> dict[bytes, bytes]:
     """Every "X is better than Y." line of PEP 20, as ``X is better than?`` -> ``Y.``."""
-    with contextlib.redirect_stdout(io.StringIO()):
-        import this  # prints the Zen on first import; silenced here
-    import codecs
-
-    zen = codecs.decode(this.s, "rot13")
+    zen = _zen_of_python()
     table: dict[bytes, bytes] = {}
     for line in zen.splitlines():
         match = _BETTER_THAN.match(line.strip())

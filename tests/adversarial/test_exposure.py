@@ -47,7 +47,8 @@ def listening_addresses(pid: int) -> set[str]:
 def test_serve_binds_loopback_by_default_and_says_nothing(
     listener_setup: Setup, tmp_path: Path
 ) -> None:
-    with logged_server(listener_setup, tmp_path) as server:
+    # The metrics endpoint is on too: it must listen on loopback as well.
+    with logged_server(listener_setup, tmp_path, "--metrics-port", "0") as server:
         assert server.process.host == "127.0.0.1"
         assert listening_addresses(server.pid) == {"127.0.0.1"}
         assert ask(server.port) == ANSWER
@@ -58,8 +59,10 @@ def test_binding_every_interface_prints_a_one_line_notice(
     listener_setup: Setup, tmp_path: Path
 ) -> None:
     # Port 0 on 0.0.0.0 only listens; no traffic leaves this machine.
-    with logged_server(listener_setup, tmp_path, "0.0.0.0") as server:
+    with logged_server(listener_setup, tmp_path, "0.0.0.0", "--metrics-port", "0") as server:
         assert server.process.host == "0.0.0.0"
+        # Metrics stay on loopback unless --metrics-host says otherwise.
+        assert listening_addresses(server.pid) == {"0.0.0.0", "127.0.0.1"}
         notices = [line for line in server.stderr().splitlines() if NOTICE in line]
         assert len(notices) == 1, server.stderr()
         assert "0.0.0.0" in notices[0]

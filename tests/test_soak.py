@@ -1,0 +1,62 @@
+"""`zenserve soak`: bounded mixed load, a tally, loopback only."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from zenserve.process import ServerProcess
+from zenserve.servers import ARCHITECTURES
+
+# The first event loop registered: it serves the askers beside 50 slow clients.
+EVENT_LOOP = next(name for name, arch in ARCHITECTURES.items() if arch.event_loop)
+
+
+def soak(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "zenserve", "soak", *args],
+                          capture_output=True, text=True, timeout=60)
+
+
+def tally_of(output: str) -> dict[str, str]:
+    rows = {}
+    for line in output.splitlines()[1:]:
+        name, _, value = line.strip().partition("  ")
+        rows[name] = value.strip()
+    return rows
+
+
+def test_soak_starts_a_server_and_prints_a_clean_tally() -> None:
+    result = soak("--arch", EVENT_LOOP, "--duration", "2s", "--slow", "50")
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = tally_of(result.stdout)
+    assert int(rows["requests answered"]) > 0
+    assert rows["errors"] == "none"
+    for kind in ("floods", "half questions", "resets mid-answer", "garbage streams",
+                 "slowloris connections opened"):
+        assert int(rows[f"hostile: {kind}"]) > 0, rows
+    assert "MiB ->" in rows["server memory (RSS)"]
+    start_fds, end_fds = map(int, rows["server descriptors"].split(" -> "))
+    assert end_fds <= start_fds
+    assert rows["server"] == "still running"
+
+
+def test_soak_targets_a_running_server_with_port() -> None:
+    with ServerProcess("--arch", EVENT_LOOP, "--request-timeout", "1s") as server:
+        result = soak("-p", str(server.port), "--duration", "1s", "--slow", "10")
+        assert result.returncode == 0, result.stdout + result.stderr
+        rows = tally_of(result.stdout)
+        assert rows["errors"] == "none"
+        assert "->" in rows["server descriptors"]  # it found the server's process
+        assert server.process.poll() is None
+
+
+def test_soak_refuses_a_non_loopback_host_in_one_line() -> None:
+    result = soak("192.0.2.1", "-p", "1060", "--duration", "1s")
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "loopback" in result.stderr
+
+
+def test_soak_duration_is_bounded() -> None:
+    result = soak("--duration", "100000s")
+    assert result.returncode == 2
+    assert "--duration" in result.stderr
