@@ -27,9 +27,11 @@ def options(port: int, **overrides: object) -> BenchOptions:
     return BenchOptions(**settings)  # type: ignore[arg-type]
 
 
-def test_requests_counted_equal_answers_the_server_sent() -> None:
+@pytest.mark.parametrize("event_loop", ["uvloop", "asyncio"])
+def test_requests_counted_equal_answers_the_server_sent(event_loop: str) -> None:
     with TestServer() as server:
-        result = run(options(server.port))
+        result = run(options(server.port, event_loop=event_loop))
+    assert result.event_loop == event_loop
     assert result.requests > 100
     assert result.errors_total == 0
     assert result.unfinished == 0

@@ -23,3 +23,8 @@ def new_event_loop(kind: str = "auto") -> asyncio.AbstractEventLoop:
         return asyncio.new_event_loop()
     loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
     return loop
+
+
+def loop_name(loop: asyncio.AbstractEventLoop) -> str:
+    """``uvloop`` or ``asyncio``: which kind of loop this is."""
+    return "uvloop" if type(loop).__module__.startswith("uvloop") else "asyncio"

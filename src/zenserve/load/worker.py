@@ -28,7 +28,7 @@ from zenserve.load.connection import (
     Shared,
     clock,
 )
-from zenserve.load.eventloop import new_event_loop
+from zenserve.load.eventloop import loop_name, new_event_loop
 from zenserve.load.mix import build_cycle, starting_point
 from zenserve.load.options import BenchOptions
 from zenserve.load.recorder import SparseCounts, encode, histogram_from
@@ -246,4 +246,4 @@ class Worker:
             Interval(seconds, answered, errors, encode(histogram_from(latency)),
                      encode(histogram_from(service)) if open_loop else None)
             for seconds, answered, errors, latency, service in self.sparse)
-        return WorkerReport(intervals, cpu_seconds, unfinished, type(self.loop).__module__)
+        return WorkerReport(intervals, cpu_seconds, unfinished, loop_name(self.loop))
