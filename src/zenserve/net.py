@@ -50,32 +50,52 @@ def is_loopback(host: str) -> bool:
 
 
 def systemd_listener() -> socket.socket | None:
-    """The first socket systemd passed us (``LISTEN_FDS``), or None."""
+    """The first socket systemd passed us (``LISTEN_FDS``), or None.
+
+    As sd_listen_fds(3), not when ``LISTEN_PID`` names another process (so a
+    child never takes its parent's sockets); an unset ``LISTEN_PID`` is
+    accepted, for launchers made by hand. The variables are then unset.
+    """
     if os.environ.get("LISTEN_PID") not in (None, str(os.getpid())):
         return None
-    count = int(os.environ.get("LISTEN_FDS", "0") or "0")
-    if count < 1:
-        return None
+    count = os.environ.get("LISTEN_FDS", "0")
     for name in ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"):
         os.environ.pop(name, None)
-    return socket.socket(fileno=SYSTEMD_FIRST_FD)
+    if not count.isdigit():
+        raise ZenserveError(f"--inherit: LISTEN_FDS={count!r} is not a number of sockets")
+    if int(count) < 1:
+        return None
+    if int(count) > 1:
+        log.warning("LISTEN_FDS=%s: serving only the first socket (fd %d)", count,
+                    SYSTEMD_FIRST_FD)
+    try:
+        sock = socket.socket(fileno=SYSTEMD_FIRST_FD)
+    except OSError:
+        raise ZenserveError(f"--inherit: fd {SYSTEMD_FIRST_FD} from LISTEN_FDS is not a socket"
+                            ) from None
+    sock.set_inheritable(False)
+    return sock
+
+
+def is_listening(sock: socket.socket) -> bool:
+    """True for a listening socket, False for a connected one."""
+    return sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN) != 0
 
 
 def inherited_socket() -> tuple[socket.socket, bool]:
     """The socket we were started with, and whether it is a listener.
 
     systemd's ``LISTEN_FDS`` comes first; otherwise fd 0 as inetd passes it:
-    a listening socket in ``wait`` mode, one connection in ``nowait`` mode.
+    a listening socket in ``wait`` mode (systemd ``Accept=no``), one
+    connection in ``nowait`` mode (``Accept=yes``).
     """
-    listener = systemd_listener()
-    if listener is not None:
-        return listener, True
-    try:
-        sock = socket.socket(fileno=0)
-    except OSError:
-        raise ZenserveError("--inherit: standard input is not a socket") from None
-    accepting = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN) != 0
-    return sock, accepting
+    sock = systemd_listener()
+    if sock is None:
+        try:
+            sock = socket.socket(fileno=0)
+        except OSError:
+            raise ZenserveError("--inherit: standard input is not a socket") from None
+    return sock, is_listening(sock)
 
 
 def describe_address(address: object) -> str:

@@ -13,7 +13,7 @@ from types import FrameType
 from zenserve.config import ServerConfig, ServiceConfig
 from zenserve.errors import ZenserveError
 from zenserve.metrics import announce_metrics, start_metrics
-from zenserve.net import bind_listener, describe_address, inherited_socket
+from zenserve.net import bind_listener, describe_address, inherited_socket, is_listening
 from zenserve.servers import server_class
 from zenserve.servers.base import Network, ServeContext, Server
 from zenserve.service import Service, import_handler, load_table
@@ -50,12 +50,16 @@ def build_context(config: ServerConfig) -> ServeContext:
                         allowed_networks=parse_networks(config.allow))
 
 
-def open_listener(config: ServerConfig) -> socket.socket:
-    """The listening socket: inherited with ``--inherit``, else bound to host:port."""
+def open_listener(config: ServerConfig, connected_ok: bool = False) -> socket.socket:
+    """The listening socket: inherited with ``--inherit``, else bound to host:port.
+
+    ``connected_ok``: an inherited socket may be one client's (inetd "nowait").
+    """
     if config.inherit:
         sock, accepting = inherited_socket()
-        if not accepting:
-            raise ZenserveError("--inherit: the inherited socket is not listening")
+        if not accepting and not connected_ok:
+            raise ZenserveError("--inherit: the inherited socket is one client's (inetd"
+                                " nowait), not a listener to share")
         return sock
     return bind_listener(config.host, config.port, config.backlog)
 
@@ -64,6 +68,10 @@ def announce_ready(address: str) -> None:
     """The readiness line tests and scripts wait for."""
     sys.stdout.write(f"Listening at {address}\n")
     sys.stdout.flush()
+
+
+def _say_nothing(address: str) -> None:
+    """No readiness line: stdout may be the client's socket (inetd "nowait")."""
 
 
 def install_shutdown_signals(server: Server) -> None:
@@ -85,7 +93,9 @@ def serve(config: ServerConfig, ready: ReadyCallback = announce_ready) -> None:
         return
     context = build_context(config)
     server_type = server_class(config.architecture)
-    listener = open_listener(config)
+    listener = open_listener(config, connected_ok=True)
+    if not is_listening(listener):  # inetd "nowait": converse with this one client, quietly
+        server_type, ready = server_class("inetd"), _say_nothing
     metrics = None
     try:
         server = server_type(listener, context)

@@ -17,6 +17,7 @@ from zenserve.runner import serve
 from zenserve.servers import ARCHITECTURES, get_architecture
 
 HELP = "serve the zen protocol with one architecture"
+DEFAULT_THREADS = ServerConfig().threads
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,6 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"listen backlog (default {DEFAULT_BACKLOG})")
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="log every connection, book-style")
+    parser.add_argument("--threads", type=int, default=DEFAULT_THREADS, metavar="N",
+                        help="threads in the threaded architecture's pool "
+                             f"(default {DEFAULT_THREADS}, as listing 7-4)")
     parser.add_argument("--workers", type=int, default=0, metavar="N",
                         help="N supervised processes share the listener (default 0: this one)")
     parser.add_argument("--metrics-port", type=int, metavar="PORT",
@@ -45,6 +49,8 @@ def config_from(args: argparse.Namespace) -> ServerConfig:
     get_architecture(args.arch)
     if args.workers < 0:
         raise ZenserveError("--workers must be 0 (serve in this process) or more")
+    if args.threads < 1:
+        raise ZenserveError("--threads must be 1 or more")
     return ServerConfig(
         host=args.host,
         port=args.port,
@@ -56,6 +62,7 @@ def config_from(args: argparse.Namespace) -> ServerConfig:
         service=service_config_from(args),
         verbose=args.verbose,
         workers=args.workers,
+        threads=args.threads,
         metrics_port=args.metrics_port,
         metrics_host=args.metrics_host,
     )

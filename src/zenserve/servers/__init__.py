@@ -32,6 +32,12 @@ ARCHITECTURES: dict[str, Architecture] = {
     for arch in (
         Architecture("single", "one client at a time; the others wait", "single", "7-3",
                      concurrency="one"),
+        Architecture("threaded", "a fixed pool of --threads threads, each accepting in turn",
+                     "threaded", "7-4", concurrency="pool"),
+        Architecture("socketserver", "the stdlib's socketserver: a thread per connection",
+                     "legacy", "7-5"),
+        Architecture("forking", "a new process per connection, as 7-5's text suggests",
+                     "forking", "7-5"),
         Architecture("poll", "a raw select.poll() loop with explicit per-connection state",
                      "poll", "7-6", event_loop=True),
         Architecture("epoll", "the poll loop on selectors (epoll)", "epoll", event_loop=True),
@@ -43,6 +49,8 @@ ARCHITECTURES: dict[str, Architecture] = {
                      event_loop=True),
         Architecture("gevent", "gevent's StreamServer: a greenlet per client, no monkey-patching",
                      "gevent_streams", event_loop=True),
+        Architecture("inetd", "the book's in_zen1/in_zen2: a socket inherited from inetd or "
+                     "systemd (--inherit)", "inetd", concurrency="one"),
     )
 }
 

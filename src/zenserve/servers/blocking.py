@@ -1,19 +1,29 @@
 """Serving one connection from one thread, shared by every blocking architecture.
 
-The thread waits in ``poll`` on the client socket and the server's ``Waker``,
-so a shutdown, an idle client or a stalled half question never pins it.
+A request costs what it costs in listing 7-1: one ``recv()`` and one
+``send()``, and nothing else. The limits come from the kernel instead of a
+``poll()`` before every read: ``SO_RCVTIMEO`` bounds a silent client (changed
+only while a question arrives in pieces, for the request timeout) and
+``SO_SNDTIMEO`` a client that never reads. A stop reaches a thread blocked in
+``recv()`` through ``shutdown()``: ``SHUT_RD`` (graceful) lets it read what
+the client already sent, answer it, and then see the end of input at a request
+boundary; ``SHUT_RDWR`` (at once) ends the conversation.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import select
 import socket
 import struct
+import threading
 import time
 
+from zenserve.conversation import Conversation
 from zenserve.net import describe_address
+from zenserve.protocol import ERROR_BUSY
 from zenserve.servers.base import ServeContext, Waker
 
 log = logging.getLogger("zenserve.server")
@@ -22,11 +32,107 @@ RECV_BYTES = 65536
 # Out of descriptors or memory, accept() fails at once while the connection
 # stays queued; wait this long before trying again instead of spinning.
 ACCEPT_BACKOFF_SECONDS = 0.1
+# After shutdown(SHUT_RD) recv() no longer blocks, so the rest of a question
+# that was arriving when a graceful stop began is awaited in steps this long.
+STOP_STEP_SECONDS = 0.01
+# How long conversations told to stop at once may take to notice.
+FORCED_STOP_SECONDS = 2.0
 _RESOURCE_ERRORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
-_READABLE = select.POLLIN | select.POLLPRI | select.POLLHUP | select.POLLERR
+_TCP_ESTABLISHED = 1  # tcpi_state in <netinet/tcp.h>
 
 
-def converse(sock: socket.socket, address: object, context: ServeContext, stop: Waker) -> None:
+class ConversationStop(Waker):
+    """The server's stop signal, which also reaches conversations blocked in ``recv()``.
+
+    ``wake()`` may be called from a signal handler: it takes no lock, only
+    shuts down the sockets of the conversations open at that moment. A
+    conversation registers before it reads and checks ``woken`` after, so
+    none is missed.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._open: set[socket.socket] = set()
+        self._all_closed = threading.Condition()
+
+    def wake(self, graceful: bool = True) -> None:
+        super().wake(graceful)
+        how = socket.SHUT_RD if self.graceful else socket.SHUT_RDWR
+        for sock in list(self._open):
+            _shutdown(sock, how)
+
+    def enter(self, sock: socket.socket) -> None:
+        """Register a conversation's socket so that a stop reaches it."""
+        self._open.add(sock)
+        if self.woken:
+            _shutdown(sock, socket.SHUT_RD if self.graceful else socket.SHUT_RDWR)
+
+    def leave(self, sock: socket.socket) -> None:
+        self._open.discard(sock)
+        if not self._open:
+            with self._all_closed:
+                self._all_closed.notify_all()
+
+    def wait_until_closed(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` for every conversation to end; True if they did."""
+        deadline = time.monotonic() + timeout
+        with self._all_closed:
+            while self._open:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._all_closed.wait(remaining)
+        return True
+
+    def finish(self, graceful_timeout: float) -> None:
+        """After a stop: let conversations end at a request boundary, then end the rest."""
+        if self.graceful and self.wait_until_closed(graceful_timeout):
+            return
+        if self._open:
+            log.warning("Closing %d connections still open after the graceful timeout",
+                        len(self._open))
+        self.wake(graceful=False)
+        self.wait_until_closed(FORCED_STOP_SECONDS)
+
+
+class ConnectionSlots:
+    """``--max-connections``: past it a new client gets ``Error: server busy.``.
+
+    Taken by the accepting thread, given back by the conversation's thread.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._free = threading.BoundedSemaphore(limit) if limit > 0 else None
+
+    def take(self) -> bool:
+        return self._free is None or self._free.acquire(blocking=False)
+
+    def give_back(self) -> None:
+        if self._free is not None:
+            self._free.release()
+
+    def admit(self, sock: socket.socket, address: object, context: ServeContext) -> bool:
+        """``--allow`` and then a free slot; a refused client is answered and closed."""
+        if not context.admit(sock, address):
+            return False
+        if self.take():
+            return True
+        refuse_busy(sock, address, context)
+        return False
+
+
+def refuse_busy(sock: socket.socket, address: object, context: ServeContext) -> None:
+    """Tell a client past ``--max-connections`` that the server is busy, and close."""
+    context.stats.busy += 1
+    log.info("Client %s refused: server busy", describe_address(address))
+    with contextlib.suppress(OSError):  # never let a refused client block the acceptor
+        sock.send(ERROR_BUSY, socket.MSG_DONTWAIT)
+    sock.close()
+
+
+def converse(sock: socket.socket, address: object, context: ServeContext,
+             stop: ConversationStop) -> None:
     """Converse with one client until it leaves, a limit closes it, or the server stops.
 
     Never raises for anything the peer does; always closes ``sock``.
@@ -35,98 +141,145 @@ def converse(sock: socket.socket, address: object, context: ServeContext, stop: 
     stats.connections_opened += 1
     stats.connections_active += 1
     peer = describe_address(address)
+    stop.enter(sock)
     try:
-        _converse(sock, peer, context, stop)
+        _converse(sock, context.conversation(peer), context, stop)
     except OSError as error:
-        log.info("Client %s error: %s", peer, error)
+        if stop.graceful:  # a stop at once breaks sends on purpose
+            log.info("Client %s error: %s", peer, error)
     finally:
+        stop.leave(sock)
         stats.connections_active -= 1
         sock.close()
 
 
-def _converse(sock: socket.socket, peer: str, context: ServeContext, stop: Waker) -> None:
+def _converse(sock: socket.socket, conversation: Conversation, context: ServeContext,
+              stop: ConversationStop) -> None:
     limits = context.limits
-    conversation = context.conversation(peer)
-    bound_blocking_sends(sock, limits.idle_timeout)
-    poller = select.poll()
-    poller.register(sock, select.POLLIN)
-    poller.register(stop, select.POLLIN)
-    request_started = 0.0
-    stop_deadline = 0.0
+    idle_timeout = limits.idle_timeout
+    make_blocking_with_timeouts(sock, idle_timeout)
+    recv, sendall, receive = sock.recv, sock.sendall, conversation.receive
+    question_deadline = 0.0  # set while a question arrives in pieces
     while True:
-        now = time.monotonic()
-        if stop.woken:
-            if not stop.graceful or not (conversation.mid_request or _more_waiting(sock)):
-                return  # at once, or gracefully at a request boundary
-            if not stop_deadline:
-                stop_deadline = now + limits.graceful_timeout
-                poller.unregister(stop)
-        deadline = _next_deadline(now, limits.idle_timeout, request_started,
-                                  limits.request_timeout, stop_deadline)
-        events = poller.poll(max(0.0, deadline - now) * 1000)
-        if not any(fd == sock.fileno() and mask & _READABLE for fd, mask in events):
-            if events:
-                continue  # only the waker: re-plan with the stop deadline
-            log.info("Client %s timed out; closing", peer)
+        try:
+            data = recv(RECV_BYTES)
+        except BlockingIOError:  # SO_RCVTIMEO expired
+            log.info("Client %s timed out; closing", conversation.peer)
             return
-        data = sock.recv(RECV_BYTES)
         if not data:
-            conversation.end_of_stream()
+            if stop.woken:
+                _stop_at_request_boundary(sock, conversation, limits.graceful_timeout, stop)
+            else:
+                conversation.end_of_stream()
             return
-        reply = conversation.receive(data)
+        reply = receive(data)
         if reply:
-            sock.sendall(reply)
+            sendall(reply)
         if conversation.closing:
             return
-        request_started = (request_started or time.monotonic()) if conversation.mid_request else 0.0
+        if conversation.mid_request:  # rare: a question split across segments
+            now = time.monotonic()
+            question_deadline = question_deadline or now + limits.request_timeout
+            if now >= question_deadline:
+                log.info("Client %s timed out; closing", conversation.peer)
+                return
+            set_receive_timeout(sock, min(idle_timeout, question_deadline - now))
+        elif question_deadline:
+            question_deadline = 0.0
+            set_receive_timeout(sock, idle_timeout)
 
 
-def bound_blocking_sends(sock: socket.socket, seconds: float) -> None:
-    """Make ``sock`` blocking, with sends to a client that never reads bounded by the kernel.
+def _stop_at_request_boundary(sock: socket.socket, conversation: Conversation,
+                              graceful_timeout: float, stop: ConversationStop) -> None:
+    """The end of input after a stop: at a boundary we are done; mid-question, await the rest.
 
-    A Python-level timeout would add a poll() before every recv and send;
-    SO_SNDTIMEO bounds sendall() at no cost per call (it raises OSError).
+    After ``shutdown(SHUT_RD)`` recv() returns at once whether or not the
+    client is done, so the rest of the question is awaited in small steps
+    (a rare path: only a stop that lands inside a question takes it).
     """
-    sock.setblocking(True)
-    whole = int(seconds)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO,
-                    struct.pack("ll", whole, int((seconds - whole) * 1e6)))
+    deadline = time.monotonic() + graceful_timeout
+    while conversation.mid_request and stop.graceful and not conversation.closing:
+        if _peer_closed(sock):
+            conversation.end_of_stream()
+            return
+        if time.monotonic() >= deadline:
+            log.info("Client %s still mid-question at the graceful timeout", conversation.peer)
+            return
+        time.sleep(STOP_STEP_SECONDS)
+        data = sock.recv(RECV_BYTES)
+        if data:
+            sock.sendall(conversation.receive(data))
+    log.info("Closing %s at a request boundary to stop", conversation.peer)
 
 
-def _next_deadline(now: float, idle_timeout: float, request_started: float,
-                   request_timeout: float, stop_deadline: float) -> float:
-    deadline = now + idle_timeout
-    if request_started:
-        deadline = min(deadline, request_started + request_timeout)
-    if stop_deadline:
-        deadline = min(deadline, stop_deadline)
-    return deadline
-
-
-def _more_waiting(sock: socket.socket) -> bool:
-    """True when the client has already sent more bytes we have not read."""
+def _peer_closed(sock: socket.socket) -> bool:
+    """True when the client has closed its side (``SHUT_RD`` made recv() unable to tell)."""
     try:
-        return bool(sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT))
-    except (BlockingIOError, InterruptedError):
+        return sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)[0] != _TCP_ESTABLISHED
+    except (OSError, AttributeError):  # not TCP, or no TCP_INFO here
         return False
 
 
-def accept_or_wait(listener: socket.socket, stop: Waker) -> tuple[socket.socket, object] | None:
-    """Accept the next connection, or return None once the server is stopping."""
-    poller = select.poll()
-    poller.register(listener, select.POLLIN)
-    poller.register(stop, select.POLLIN)
+def make_blocking_with_timeouts(sock: socket.socket, seconds: float) -> None:
+    """Make ``sock`` blocking, with both directions bounded by the kernel after ``seconds``.
+
+    A Python-level timeout would add a poll() before every recv and send;
+    SO_RCVTIMEO and SO_SNDTIMEO cost nothing per call (the call fails with EAGAIN).
+    """
+    if sock.gettimeout() is not None:
+        sock.setblocking(True)
+    timeval = _timeval(seconds)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval)
+
+
+def set_receive_timeout(sock: socket.socket, seconds: float) -> None:
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _timeval(seconds))
+
+
+def _timeval(seconds: float) -> bytes:
+    whole = int(seconds)
+    micros = int((seconds - whole) * 1e6)
+    if not whole and not micros:
+        micros = 1  # a zero timeval means "wait forever": never round down to it
+    return struct.pack("ll", whole, micros)
+
+
+def _shutdown(sock: socket.socket, how: int) -> None:
+    with contextlib.suppress(OSError):  # already closed by its conversation
+        sock.shutdown(how)
+
+
+def accept_or_wait(listener: socket.socket,
+                   stop: Waker) -> tuple[socket.socket, object] | None:
+    """Accept the next connection, or return None once the server is stopping.
+
+    ``listener`` must be non-blocking. Under load a connection is usually
+    waiting already, so accept() comes first and poll() only when none is.
+    """
+    poller: select.poll | None = None
     while not stop.woken:
-        poller.poll()
-        if stop.woken:
-            break
         try:
             return listener.accept()
         except (BlockingIOError, InterruptedError, ConnectionAbortedError):
-            continue  # another thread won the race, or the peer gave up
+            pass  # nobody waiting, another thread won the race, or the peer gave up
         except OSError as error:
             if error.errno not in _RESOURCE_ERRORS:
                 raise
             log.warning("accept() failed (%s); backing off", error.strerror)
             select.select([stop], [], [], ACCEPT_BACKOFF_SECONDS)
+            continue
+        if poller is None:
+            poller = select.poll()
+            poller.register(listener, select.POLLIN)
+            poller.register(stop, select.POLLIN)
+        poller.poll()
     return None
+
+
+def wait_for_stop(stop: Waker) -> None:
+    """Block until ``stop`` is woken (signal handlers still run meanwhile)."""
+    poller = select.poll()
+    poller.register(stop, select.POLLIN)
+    while not stop.woken:
+        poller.poll()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 
 from zenserve.servers import base
-from zenserve.servers.blocking import accept_or_wait, converse
+from zenserve.servers.blocking import ConversationStop, accept_or_wait, converse
 
 
 class Server(base.Server):
@@ -13,7 +13,7 @@ class Server(base.Server):
 
     def __init__(self, listener: socket.socket, context: base.ServeContext) -> None:
         super().__init__(listener, context)
-        self._stop = base.Waker()
+        self._stop = ConversationStop()
 
     def serve_forever(self) -> None:
         self.listener.setblocking(False)

@@ -1,0 +1,109 @@
+"""Listing 7-5 (srv_legacy1.py): the standard library's ``socketserver``, a thread per connection.
+
+The book's legacy server is ``ThreadingMixIn`` plus ``TCPServer`` with a
+request handler that runs the conversation; so is this one, with the
+conversation from ``blocking.converse`` (timeouts, graceful stop) and the
+thread count bounded: past ``--max-connections`` a client is told
+``Error: server busy.`` in ``verify_request``. With ``--max-connections 0``
+the bound is ``DEFAULT_MAX_CONNECTIONS`` instead of none, because a thread per
+connection without a bound lets a flood of idle clients exhaust memory and
+the process table long before the CPU.
+
+``TCPServer.serve_forever`` polls twice a second and can only be stopped from
+another thread, so the stdlib's ``handle_request()`` is driven from a loop
+that waits on the listener and the stop signal together.
+"""
+
+from __future__ import annotations
+
+import logging
+import select
+import socket
+import socketserver
+
+from zenserve.servers import base
+from zenserve.servers.blocking import ConnectionSlots, ConversationStop, converse
+
+log = logging.getLogger("zenserve.server")
+
+# Threads are cheap but not free (a stack each, an entry in the process
+# table); a thousand idle clients is well past what one Python process
+# serves usefully, and far below what exhausts this machine.
+DEFAULT_MAX_CONNECTIONS = 1000
+
+
+class ZenRequestHandler(socketserver.BaseRequestHandler):
+    """One connection, in its own thread: the shared blocking conversation."""
+
+    server: ZenTCPServer
+
+    def handle(self) -> None:
+        zen = self.server
+        try:
+            converse(self.request, self.client_address, zen.context, zen.stop)
+        finally:
+            zen.slots.give_back()
+
+
+class ZenTCPServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
+    """The stdlib's threading TCP server around an already listening socket."""
+
+    daemon_threads = True  # SIGINT must not wait for conversations
+    block_on_close = False  # the graceful stop waits, with a deadline, instead
+
+    def __init__(self, listener: socket.socket, context: base.ServeContext,
+                 stop: ConversationStop, slots: ConnectionSlots) -> None:
+        super().__init__(listener.getsockname(), ZenRequestHandler, bind_and_activate=False)
+        self.socket.close()  # TCPServer made a socket of its own; serve ours
+        self.socket = listener
+        self.context, self.stop, self.slots = context, stop, slots
+
+    def verify_request(self, request: socket.socket | tuple[bytes, socket.socket],
+                       client_address: object) -> bool:
+        assert isinstance(request, socket.socket)
+        if not self.slots.admit(request, client_address, self.context):
+            return False
+        # Registered before its thread starts, so a graceful stop waits for it.
+        self.stop.enter(request)
+        return True
+
+    def process_request(self, request: socket.socket | tuple[bytes, socket.socket],
+                        client_address: object) -> None:
+        assert isinstance(request, socket.socket)
+        try:
+            super().process_request(request, client_address)
+        except BaseException:  # no thread started: nobody else will give these back
+            self.stop.leave(request)
+            self.slots.give_back()
+            raise
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        log.exception("Unexpected error serving %s", client_address)
+
+
+class Server(base.Server):
+    """A ``ThreadingMixIn`` TCP server, stopped by a signal like every architecture."""
+
+    def __init__(self, listener: socket.socket, context: base.ServeContext) -> None:
+        super().__init__(listener, context)
+        self._stop = ConversationStop()
+        self._slots = ConnectionSlots(context.limits.max_connections or DEFAULT_MAX_CONNECTIONS)
+
+    def serve_forever(self) -> None:
+        self.listener.setblocking(False)  # handle_request() then never blocks
+        server = ZenTCPServer(self.listener, self.context, self._stop, self._slots)
+        log.info("Serving a thread per connection, at most %d", self._slots.limit)
+        poller = select.poll()
+        poller.register(self.listener, select.POLLIN)
+        poller.register(self._stop, select.POLLIN)
+        try:
+            while not self._stop.woken:
+                poller.poll()
+                if not self._stop.woken:
+                    server.handle_request()
+            self._stop.finish(self.context.limits.graceful_timeout)
+        finally:
+            self._stop.close()
+
+    def shutdown(self, graceful: bool = True) -> None:
+        self._stop.wake(graceful)

@@ -1,0 +1,86 @@
+"""Listing 7-4: a fixed pool of threads, each accepting on the shared listener.
+
+As in the book, ``--threads N`` threads (default 4) each loop "accept, then
+converse until the client leaves", so N clients are served at once and the
+next one waits in the listen backlog. Unlike the book, the threads take turns
+at ``accept()`` (one waits in poll() while the others converse), so a new
+connection wakes one thread instead of all of them, and they stop: SIGTERM
+ends every conversation at a request boundary, SIGINT at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+
+from zenserve.errors import ZenserveError
+from zenserve.servers import base
+from zenserve.servers.blocking import (
+    FORCED_STOP_SECONDS,
+    ConnectionSlots,
+    ConversationStop,
+    accept_or_wait,
+    converse,
+    wait_for_stop,
+)
+
+log = logging.getLogger("zenserve.server")
+
+
+class Server(base.Server):
+    """``config.threads`` threads taking turns to accept, each conversing with one client."""
+
+    def __init__(self, listener: socket.socket, context: base.ServeContext) -> None:
+        super().__init__(listener, context)
+        if context.config.threads < 1:
+            raise ZenserveError("--threads must be at least 1")
+        self._stop = ConversationStop()
+        self._turn_to_accept = threading.Lock()
+        # Only a --max-connections below the pool size can refuse anyone: an
+        # accepting thread is never one of the busy ones.
+        self._slots = ConnectionSlots(context.limits.max_connections)
+
+    def serve_forever(self) -> None:
+        self.listener.setblocking(False)
+        threads = [threading.Thread(target=self._accept_and_converse, daemon=True,
+                                    name=f"zenserve-thread-{number}")
+                   for number in range(1, self.context.config.threads + 1)]
+        log.info("Serving with a pool of %d threads", len(threads))
+        try:
+            for thread in threads:
+                thread.start()
+            wait_for_stop(self._stop)
+            self._join(threads)
+        finally:
+            self._stop.close()
+
+    def _join(self, threads: list[threading.Thread]) -> None:
+        """Give conversations the graceful timeout to end, then end them at once."""
+        deadline = time.monotonic() + self.context.limits.graceful_timeout
+        for thread in threads:
+            if self._stop.graceful:
+                thread.join(max(0.0, deadline - time.monotonic()))
+        if any(thread.is_alive() for thread in threads):
+            self._stop.wake(graceful=False)
+            for thread in threads:
+                thread.join(FORCED_STOP_SECONDS)
+
+    def shutdown(self, graceful: bool = True) -> None:
+        self._stop.wake(graceful)
+
+    def _accept_and_converse(self) -> None:
+        context, stop, slots = self.context, self._stop, self._slots
+        while True:
+            with self._turn_to_accept:
+                accepted = accept_or_wait(self.listener, stop)
+            if accepted is None:
+                return
+            sock, address = accepted
+            if not slots.admit(sock, address, context):
+                continue
+            try:
+                converse(sock, address, context, stop)
+            finally:
+                slots.give_back()
