@@ -126,29 +126,36 @@ class EventLoopServer(base.Server, Generic[Event]):
 
     def _loop(self) -> None:
         wait, dispatch, monotonic = self._wait, self._dispatch, time.monotonic
-        deadlines, answers_due = self._deadlines, self._answers_due
+        next_timer, run_timers = self._next_timer, self._run_timers
         while True:
-            nearest = deadlines.nearest()
-            if answers_due and answers_due[0][0] < nearest:
-                nearest = answers_due[0][0]
-            if self._accept_resume or self._stopping:
-                nearest = self._next_housekeeping(nearest)
+            nearest = next_timer()
             events = wait(None if nearest == math.inf else max(0.0, nearest - monotonic()))
             self.now = now = monotonic()
             dispatch(events)
-            if deadlines.nearest() <= now:
-                self._expire(now)
-            if answers_due and answers_due[0][0] <= now:
-                self._answer_due(now)
-            if (self._accept_resume or self._stopping) and self._housekeep(now):
+            # A deadline moved earlier during dispatch is seen on the next turn.
+            if (now >= nearest or self._stopping) and run_timers(now):
                 return
 
-    def _next_housekeeping(self, nearest: float) -> float:
+    def _next_timer(self) -> float:
+        """When the loop must wake up even if no socket is ready."""
+        nearest = self._deadlines.nearest()
+        answers_due = self._answers_due
+        if answers_due and answers_due[0][0] < nearest:
+            nearest = answers_due[0][0]
         if self._accept_resume:
             nearest = min(nearest, self._accept_resume)
         if self._stopping:
             nearest = min(nearest, self._stop_deadline, self.now + STOP_POLL_SECONDS)
         return nearest
+
+    def _run_timers(self, now: float) -> bool:
+        """Close expired connections, send io answers that are due, housekeep. True: stop."""
+        if self._deadlines.nearest() <= now:
+            self._expire(now)
+        answers_due = self._answers_due
+        if answers_due and answers_due[0][0] <= now:
+            self._answer_due(now)
+        return bool(self._accept_resume or self._stopping) and self._housekeep(now)
 
     def _housekeep(self, now: float) -> bool:
         """Resume accepting after a back-off; while stopping, close what is done. True: stop."""
@@ -221,41 +228,59 @@ class EventLoopServer(base.Server, Generic[Event]):
         self._deadlines.add(connection)
 
     def _on_readable(self, connection: Connection) -> None:
-        """Read once; answer every question completed, in one send."""
+        """Read once; answer every question it completes, in one send (the hot path)."""
+        sock = connection.sock
         try:
-            data = connection.sock.recv(RECV_BYTES)
+            data = sock.recv(RECV_BYTES)
         except (BlockingIOError, InterruptedError):
             return
         except OSError as error:
             self._drop(connection, error)
             return
         if not data:
-            connection.eof = True
-            connection.conversation.end_of_stream()
-            self._refresh(connection)
+            self._on_end_of_stream(connection)
             return
         conversation = connection.conversation
         if self._io_delay:
             self._defer(connection, data)
-        else:
-            reply = conversation.receive(data)
-            if reply and not self._deliver(connection, reply):
-                return
+        elif reply := conversation.receive(data):
+            if connection.outgoing:
+                if not self._deliver(connection, reply):
+                    return
+            else:
+                try:
+                    sent = sock.send(reply)
+                except (BlockingIOError, InterruptedError):
+                    sent = 0
+                except OSError as error:
+                    self._drop(connection, error)
+                    return
+                if sent != len(reply):
+                    self._keep_unsent(connection, reply, sent)
         if conversation.closing:
             self._refresh(connection)
-            return
-        now = self.now
-        if conversation.mid_request:
-            if not connection.request_started:
-                connection.request_started = now
-                connection.deadline = now + min(self._idle_timeout, self._request_timeout)
-                self._deadlines.arm(connection)
-            else:
-                connection.deadline = min(now + self._idle_timeout,
-                                          connection.request_started + self._request_timeout)
+        elif conversation.mid_request:
+            self._in_mid_request(connection)
         else:
             connection.request_started = 0.0
-            connection.deadline = now + self._idle_timeout
+            connection.deadline = self.now + self._idle_timeout
+
+    def _in_mid_request(self, connection: Connection) -> None:
+        """Part of a question is in: the request timeout runs from its first byte."""
+        now = self.now
+        if connection.request_started:
+            connection.deadline = min(now + self._idle_timeout,
+                                      connection.request_started + self._request_timeout)
+        else:
+            connection.request_started = now
+            connection.deadline = now + min(self._idle_timeout, self._request_timeout)
+            self._deadlines.arm(connection)
+
+    def _on_end_of_stream(self, connection: Connection) -> None:
+        """The client half-closed: answer what it asked, deliver what is owed, then close."""
+        connection.eof = True
+        connection.conversation.end_of_stream()
+        self._refresh(connection)
 
     def _on_writable(self, connection: Connection) -> None:
         outgoing = connection.outgoing
@@ -275,7 +300,7 @@ class EventLoopServer(base.Server, Generic[Event]):
         """Send ``reply`` now, or queue what the socket cannot take. False: dropped."""
         outgoing = connection.outgoing
         if outgoing:
-            outgoing += reply  # already waiting for POLLOUT; keep the order
+            outgoing += reply  # already waiting to be writable; keep the order
             if len(outgoing) > BACKPRESSURE_BYTES:
                 self._refresh(connection)
             return True
@@ -286,10 +311,13 @@ class EventLoopServer(base.Server, Generic[Event]):
         except OSError as error:
             self._drop(connection, error)
             return False
-        if sent < len(reply):
-            outgoing += memoryview(reply)[sent:]
-            self._refresh(connection)
+        if sent != len(reply):
+            self._keep_unsent(connection, reply, sent)
         return True
+
+    def _keep_unsent(self, connection: Connection, reply: bytes, sent: int) -> None:
+        connection.outgoing += memoryview(reply)[sent:]
+        self._refresh(connection)  # watch for writable; past the bound, stop reading
 
     # io cost: answers are scheduled, not slept for.
 

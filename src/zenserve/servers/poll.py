@@ -52,6 +52,9 @@ class Server(EventLoopServer[tuple[int, int]]):
                 else:
                     self._on_waker()
                 continue
+            if mask == POLLIN:  # the common case, first
+                on_readable(connection)
+                continue
             if mask & _TROUBLE:
                 mask |= _POLL_MASKS[connection.interest]
             if mask & POLLIN:
