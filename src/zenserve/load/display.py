@@ -66,9 +66,9 @@ def summary_table(result: BenchResult) -> Table:
     if options.connection_per_request:
         mode += ", a connection per request"
     title = (f"{options.host}:{options.port}  {mode}, {options.connections} connections, "
-             f"{len(result.worker_cpu_percent)} process(es) on {result.event_loop}, "
+             f"{_processes(len(result.worker_cpu_percent))} on {result.event_loop}, "
              f"{result.duration_s:g}s after {options.warmup:g}s warmup")
-    table = Table(title=title, title_justify="left")
+    table = Table()
     table.add_column("")
     for heading in ("min", "p50", "p90", "p99", "p99.9", "max"):
         table.add_column(heading, justify="right")
@@ -83,6 +83,7 @@ def summary_table(result: BenchResult) -> Table:
     counts.add_row("client CPU", f"{result.client_cpu_percent:.0f}%", "unfinished",
                    f"{result.unfinished:,}")
     outer = Table.grid()
+    outer.add_row(title)
     outer.add_row(table)
     outer.add_row(counts)
     return outer
@@ -114,3 +115,7 @@ def warn_if_saturated(result: BenchResult, console: Console) -> None:
         console.print("warning: the load generator may have been the bottleneck: "
                       + "; ".join(result.saturation_reasons), style="bold yellow",
                       highlight=False)
+
+
+def _processes(count: int) -> str:
+    return f"{count} process" + ("es" if count != 1 else "")
