@@ -14,6 +14,7 @@ from pathlib import Path
 from tests.conftest import server_setups
 from tests.helpers import ANSWER, QUESTION, connect, read_answers
 from zenserve.cli import build_parser
+from zenserve.errors import ZenserveError
 from zenserve.process import ServerProcess
 from zenserve.servers import ARCHITECTURES, Architecture
 
@@ -87,9 +88,13 @@ def logged_server(setup: Setup, log_dir: Path, *options: str,
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT),
                                                           env.get("PYTHONPATH")]))
     log_path = log_dir / f"server-{time.monotonic_ns()}.stderr"
-    with log_path.open("wb") as log, ServerProcess(*args, *options, stderr=log.fileno(),
-                                                   env=env) as server:
-        yield LoggedServer(server, log_path)
+    with log_path.open("wb") as log:
+        try:
+            server = ServerProcess(*args, *options, stderr=log.fileno(), env=env)
+        except ZenserveError as error:
+            raise AssertionError(f"{error}; its stderr:\n{log_path.read_text()}") from None
+        with server:
+            yield LoggedServer(server, log_path)
 
 
 def timed_ask(port: int, question: bytes = QUESTION) -> float:
