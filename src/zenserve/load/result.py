@@ -61,6 +61,7 @@ class BenchResult:
     service_time: LatencySummary | None
     worker_cpu_percent: tuple[float, ...]
     coordinator_cpu_percent: float
+    worker_cpu_seconds: tuple[float, float]  # user, kernel: all load processes together
     timeline: tuple[TimelineRow, ...]
     unfinished: int
     latency_histogram: str
@@ -128,6 +129,8 @@ class BenchResult:
             "latency_ms": self.latency.to_json(),
             "service_time_ms": self.service_time.to_json() if self.service_time else None,
             "client_cpu_percent": round(self.client_cpu_percent, 1),
+            "client_cpu_seconds": {"user": round(self.worker_cpu_seconds[0], 3),
+                                   "system": round(self.worker_cpu_seconds[1], 3)},
             "saturated": self.saturated,
             "saturation_reasons": list(self.saturation_reasons),
             "mix": {"questions": len(options.questions), "unknown_ratio": options.unknown_ratio,
@@ -179,6 +182,8 @@ def assemble(options: BenchOptions, reports: list[WorkerReport],
         service_time=LatencySummary.of(service_total) if service_total is not None else None,
         worker_cpu_percent=tuple(100 * r.cpu_seconds / options.duration for r in reports),
         coordinator_cpu_percent=coordinator_cpu_percent,
+        worker_cpu_seconds=(sum(r.user_seconds for r in reports),
+                            sum(r.system_seconds for r in reports)),
         timeline=tuple(rows),
         unfinished=sum(report.unfinished for report in reports),
         latency_histogram=encode(latency_total),

@@ -13,8 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import os
 import signal
-import time
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 
@@ -70,9 +70,15 @@ class WorkerReport:
     """Everything a worker measured after the warmup."""
 
     intervals: tuple[Interval, ...]
-    cpu_seconds: float
+    user_seconds: float  # CPU in the measured time (and the drain), user ...
+    system_seconds: float  # ... and kernel
     unfinished: int
     event_loop: str
+
+    @property
+    def cpu_seconds(self) -> float:
+        """User and kernel CPU together."""
+        return self.user_seconds + self.system_seconds
 
 
 def worker_main(channel: Connection, plan: WorkerPlan) -> None:
@@ -167,7 +173,7 @@ class Worker:
             await self._sleep_until(measure_start)
             self._cut(0.0)
             self.sparse.clear()  # the warmup is not counted
-        cpu_start = time.process_time()
+        cpu_start = os.times()
         boundaries = [measure_start + second for second in range(1, math.ceil(options.duration))]
         previous = measure_start
         for boundary in boundaries:
@@ -177,7 +183,8 @@ class Worker:
         await self._sleep_until(measure_end)
         unfinished = await self._stop_and_drain()
         self._cut(measure_end - previous)
-        cpu_seconds = time.process_time() - cpu_start
+        cpu_end = os.times()
+        cpu_seconds = (cpu_end.user - cpu_start.user, cpu_end.system - cpu_start.system)
         if self.ticker is not None:
             self.ticker.cancel()
         await self._settle()
@@ -240,10 +247,10 @@ class Worker:
         self.shared.stopping = True
         return sum(connection.abandon() for connection in self.connections)
 
-    def _report(self, cpu_seconds: float, unfinished: int) -> WorkerReport:
+    def _report(self, cpu_seconds: tuple[float, float], unfinished: int) -> WorkerReport:
         open_loop = self.options.open_loop
         intervals = tuple(
             Interval(seconds, answered, errors, encode(histogram_from(latency)),
                      encode(histogram_from(service)) if open_loop else None)
             for seconds, answered, errors, latency, service in self.sparse)
-        return WorkerReport(intervals, cpu_seconds, unfinished, loop_name(self.loop))
+        return WorkerReport(intervals, *cpu_seconds, unfinished, loop_name(self.loop))
