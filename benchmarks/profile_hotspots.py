@@ -15,6 +15,7 @@ compare. The tables go to stdout and to their own section of RESULTS.md.
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import tempfile
@@ -22,7 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from architectures import prepare_listings
+from architectures import ServeFeatures, prepare_listings
 from contenders import (
     Contender,
     RunningServer,
@@ -55,6 +56,7 @@ class Profile:
     """Everything measured for one server."""
 
     label: str
+    processes: int = 1  # server processes (workers), each at most one core
     cpu: CpuProfile | None = None
     syscalls_per_request: dict[str, float] = field(default_factory=dict)
     stacks: StackProfile | None = None
@@ -62,9 +64,9 @@ class Profile:
 
 
 def profile_one(label: str, contender: Contender, load: Path, connections: int,
-                seconds: float) -> Profile:
+                seconds: float, processes: int) -> Profile:
     """A clean run, an strace run and (for Python) a py-spy run of one server."""
-    profile = Profile(label)
+    profile = Profile(label, processes)
     with RunningServer(contender) as server:
         def drive() -> LoadResult:
             return run_reference_load(load, server.port, connections, seconds)
@@ -100,9 +102,24 @@ def sample_stacks(pid: int, drive: Callable[[], LoadResult],
         return parse_pyspy_raw(output.read_text()) if output.exists() else None
 
 
+def cpu_ceiling(profile: Profile, cores: int) -> float | None:
+    """The most req/s this machine's cores allow at the measured CPU cost per request.
+
+    Each server process uses at most one core, the load generator one, and
+    together they share all of them.
+    """
+    cpu = profile.cpu
+    if cpu is None or not cpu.rate:
+        return None
+    server_us, load_us = cpu.user_us + cpu.system_us, cpu.load_us
+    return 1e6 * min(profile.processes / server_us, 1 / load_us, cores / (server_us + load_us))
+
+
 def summary_table(profiles: Sequence[Profile]) -> list[str]:
+    cores = os.cpu_count() or 1
     lines = ["| server | req/s (clean run) | server CPU µs/req (user + sys) | load generator "
-             "CPU µs/req | syscalls/req | top syscalls per request |", "|---|---|---|---|---|---|"]
+             f"CPU µs/req | CPU-bound ceiling on {cores} cores, req/s | syscalls/req | "
+             "top syscalls per request |", "|---|---|---|---|---|---|---|"]
     for profile in profiles:
         cpu = profile.cpu
         rate = f"{cpu.rate:,.0f}" if cpu and cpu.rate else f"n/a {cpu.failure if cpu else ''}"
@@ -113,7 +130,10 @@ def summary_table(profiles: Sequence[Profile]) -> list[str]:
         top = ", ".join(f"{name} {count:.2f}" for name, count in
                         sorted(calls.items(), key=lambda item: -item[1])[:TOP_SYSCALLS])
         load_text = f"{cpu.load_us:.1f}" if cpu and cpu.rate else "n/a"
-        lines.append(f"| {profile.label} | {rate} | {cpu_text} | {load_text} | {total} | {top} |")
+        ceiling = cpu_ceiling(profile, cores)
+        ceiling_text = f"{ceiling:,.0f}" if ceiling else "n/a"
+        lines.append(f"| {profile.label} | {rate} | {cpu_text} | {load_text} | {ceiling_text} "
+                     f"| {total} | {top} |")
     return lines
 
 
@@ -156,7 +176,9 @@ def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_arguments(argv)
     profiles = []
-    extra = ("--workers", str(args.workers)) if args.workers else ()
+    # As raced in architectures.py: metrics on, when this checkout has them.
+    extra = (*ServeFeatures.probe().serve_arguments,
+             *(("--workers", str(args.workers)) if args.workers else ()))
     with tempfile.TemporaryDirectory(prefix="zenserve-profile-") as scratch:
         try:
             tools = build_reference(Path(scratch))
@@ -165,24 +187,32 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
         listings = prepare_listings(Path(scratch) / "book")
         workers = f" --workers {args.workers}" if args.workers else ""
-        contenders = [c_reference_contender(tools.server, max(1, args.workers))]
+        processes = max(1, args.workers)
+        contenders = [c_reference_contender(tools.server, processes)]
         contenders += [book_contender(listings[name]) for name in BOOK_LISTINGS
                        if name in listings]
         labels = [contender.label for contender in contenders]
+        counts = [processes] + [1] * (len(contenders) - 1)
         for name in args.arch:
             contenders.append(zenserve_contender(name, extra=extra))
             labels.append(f"zenserve {name}{workers}")
-        for label, contender in zip(labels, contenders, strict=True):
+            counts.append(processes)
+        for label, contender, count in zip(labels, contenders, counts, strict=True):
             print(f"profiling {label}", file=sys.stderr, flush=True)
             try:
                 profiles.append(profile_one(label, contender, tools.load, args.connections,
-                                            args.seconds))
+                                            args.seconds, count))
             except (ZenserveError, RuntimeError) as error:
                 profiles.append(Profile(label, failure=str(error)))
     text = "\n".join(["## Where the time goes (profile_hotspots.py)", "",
                       f"- command: `{command_line()}`", *machine_lines(),
                       f"- {args.connections} connections, {args.seconds:g} s per run, "
-                      "driven by the C reference load generator", "",
+                      "driven by the C reference load generator; zenserve with "
+                      f"`{' '.join(extra) or 'defaults'}`",
+                      "- CPU µs/req: CPU time charged over the requests of a clean run "
+                      "(workers included); syscalls/req from a separate run under "
+                      "`strace -c -f` (per-connection calls such as accept4 are spread over "
+                      "the few requests a traced run completes)", "",
                       *summary_table(profiles), *stack_tables(profiles)]) + "\n"
     print(text)
     if not args.no_record:
