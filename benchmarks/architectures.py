@@ -80,6 +80,8 @@ BOOK_COUNTERPARTS = {
                          "runs 7-1's accept loop, as 7-3 does"),
 }
 
+# Raced as they are deployed: handed a listening socket as fd 0 (inetd's wait mode).
+INHERITING_ARCHITECTURES = frozenset({"inetd"})
 # What the 10- and 100-connection columns mean for servers that do not serve everyone at once.
 CONCURRENCY_NOTES = {
     "one": "serves one client at a time: at 10 and 100 connections the others wait in the "
@@ -126,9 +128,10 @@ def group_contenders(name: str, listings: dict[str, Path],
         book = book_contender(listings[counterpart.listing])
         contenders.append(book)
         book_label = book.label
-    contenders.append(zenserve_contender(name, extra=features.serve_arguments))
+    inherit = name in INHERITING_ARCHITECTURES
+    contenders.append(zenserve_contender(name, 0, features.serve_arguments, inherit))
     if features.workers:
-        contenders.append(zenserve_contender(name, 2, features.serve_arguments))
+        contenders.append(zenserve_contender(name, 2, features.serve_arguments, inherit))
     return book_label, contenders
 
 

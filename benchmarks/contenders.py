@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import selectors
+import socket
 import subprocess
 import sys
 import tempfile
@@ -27,6 +28,8 @@ from zenserve.errors import ZenserveError
 
 READY_PREFIX = "Listening at "
 STOP_TIMEOUT_SECONDS = 5.0
+# The backlog inetd-style listeners get (zenserve's own default for the sockets it binds).
+INHERITED_BACKLOG = 1024
 # How often to look for a listening socket of a contender that does not announce its port.
 LISTEN_POLL_SECONDS = 0.01
 
@@ -40,18 +43,24 @@ class Contender:
     command: tuple[str, ...]
     announces_port: bool = False  # prints zenserve's "Listening at HOST:PORT"
     cwd: Path | None = None
+    # Started as inetd (wait mode) starts a server: a bound listener handed over as fd 0.
+    inherits_listener: bool = False
 
 
-def zenserve_contender(architecture: str, workers: int = 0,
-                       extra: tuple[str, ...] = ()) -> Contender:
-    """zenserve's own ``serve`` for ``architecture`` (with ``--workers N`` when N > 0)."""
+def zenserve_contender(architecture: str, workers: int = 0, extra: tuple[str, ...] = (),
+                       inherit: bool = False) -> Contender:
+    """zenserve's own ``serve`` for ``architecture`` (with ``--workers N`` when N > 0).
+
+    ``inherit``: serve a listener passed as fd 0 (``--inherit``), as inetd would.
+    """
     command = [sys.executable, "-m", "zenserve", "serve", "-p", "0", "--arch", architecture,
-               *extra]
+               *extra, *(["--inherit"] if inherit else [])]
     label = "zenserve"
     if workers:
         command += ["--workers", str(workers)]
         label += f" --workers {workers}"
-    return Contender(label, "zenserve", tuple(command), announces_port=True)
+    return Contender(label, "zenserve", tuple(command), announces_port=True,
+                     inherits_listener=inherit)
 
 
 def book_contender(listing: Path) -> Contender:
@@ -66,6 +75,15 @@ def c_reference_contender(server_binary: Path, workers: int = 1) -> Contender:
     return Contender(label, "c", (str(server_binary), "0", str(workers)))
 
 
+def inherited_listener() -> socket.socket:
+    """A listening socket on a free loopback port, to hand a server as inetd does."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(INHERITED_BACKLOG)
+    return listener
+
+
 class RunningServer:
     """A started contender: ``port`` once it listens; ``stop()`` ends its whole process group."""
 
@@ -73,11 +91,17 @@ class RunningServer:
         self.contender = contender
         # Kept open for the contender's life and closed in stop(): where its errors go.
         self._stderr: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115
-        self.process = subprocess.Popen(
-            contender.command, cwd=contender.cwd, start_new_session=True,
-            stdin=subprocess.DEVNULL, stderr=self._stderr,
-            stdout=subprocess.PIPE if contender.announces_port else subprocess.DEVNULL,
-        )
+        listener = inherited_listener() if contender.inherits_listener else None
+        try:
+            self.process = subprocess.Popen(
+                contender.command, cwd=contender.cwd, start_new_session=True,
+                stdin=listener.fileno() if listener is not None else subprocess.DEVNULL,
+                stderr=self._stderr,
+                stdout=subprocess.PIPE if contender.announces_port else subprocess.DEVNULL,
+            )
+        finally:
+            if listener is not None:
+                listener.close()  # the child holds its own copy as fd 0
         try:
             if contender.announces_port:
                 self.port = self._read_announced_port(ready_timeout)
