@@ -32,11 +32,16 @@ SparseCounts = tuple[list[int], list[int]]
 class LatencyBins:
     """Counts of latencies (whole microseconds) of the current interval."""
 
-    __slots__ = ("bins", "coarse")
+    __slots__ = ("bins", "coarse", "count_cut")
 
     def __init__(self) -> None:
         self.bins = [0] * FINE_LIMIT_US
         self.coarse: dict[int, int] = {}
+        self.count_cut = 0  # values in every interval cut so far
+
+    def count(self) -> int:
+        """Every value recorded so far, cut or not."""
+        return self.count_cut + sum(self.bins) + sum(self.coarse.values())
 
     def record_slow(self, microseconds: int) -> None:
         """Record a value past ``FINE_LIMIT_US`` (the hot path records the others itself)."""
@@ -62,6 +67,7 @@ class LatencyBins:
                 values.append(value)
                 counts.append(self.coarse[value])
             self.coarse = {}
+        self.count_cut += sum(counts)
         return values, counts
 
 

@@ -118,7 +118,6 @@ class Worker:
         self.connections: list[LoadConnection] = [
             kind(self.shared, starting_point(cycle, index)) for index in indexes]
         self.sparse: list[tuple[float, int, tuple[int, ...], SparseCounts, SparseCounts]] = []
-        self.answered_before = 0
         self.errors_before = (0,) * len(self.shared.errors)
         self.ticker: asyncio.Handle | None = None
 
@@ -212,7 +211,7 @@ class Worker:
         for connection in self.connections:
             if connection.state == ASKING or connection.state == CONNECTING:
                 connection.check_timeout(now)
-        answered = sum(connection.answered for connection in self.connections)
+        answered = self.shared.latency.count()  # one latency per correct answer
         try:
             self.channel.send((PROGRESS, answered, sum(self.shared.errors)))
         except OSError:
@@ -223,16 +222,16 @@ class Worker:
             start + ticks * PROGRESS_INTERVAL - now, self._tick, start)
 
     def _cut(self, seconds: float) -> None:
-        answered = sum(connection.answered for connection in self.connections)
         errors = tuple(self.shared.errors)
+        latency = self.shared.latency.cut()
         self.sparse.append((
             seconds,
-            answered - self.answered_before,
+            sum(latency[1]),  # one latency per correct answer
             tuple(now - before for now, before in zip(errors, self.errors_before, strict=True)),
-            self.shared.latency.cut(),
+            latency,
             self.shared.service.cut(),
         ))
-        self.answered_before, self.errors_before = answered, errors
+        self.errors_before = errors
 
     async def _stop_and_drain(self) -> int:
         self.shared.stopping = True
