@@ -18,17 +18,9 @@ import signal
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 
-from zenserve.load.connection import (
-    ASKING,
-    CONNECTING,
-    READY,
-    ClosedLoopConnection,
-    LoadConnection,
-    OpenLoopConnection,
-    Shared,
-    clock,
-)
+from zenserve.load.connection import ASKING, CONNECTING, READY, LoadConnection, Shared, clock
 from zenserve.load.eventloop import loop_name, new_event_loop
+from zenserve.load.loops import ClosedLoopConnection, OpenLoopConnection
 from zenserve.load.mix import build_cycle, starting_point
 from zenserve.load.options import BenchOptions
 from zenserve.load.recorder import SparseCounts, encode, histogram_from

@@ -1,0 +1,134 @@
+"""Closed and open loop: when a connection sends, and how its latency is measured.
+
+Each class's hot path is the first branch of ``data_received``: the whole
+answer arrived in one read and it is the correct one. Nothing is allocated
+there beyond the clock reading and the arithmetic; every other case (a partial
+answer, a wrong one, the end of the run) takes the careful path of
+``LoadConnection``, which frames through the protocol core. Skipping the
+framer is exact: with nothing pending, the framer turns bytes equal to a valid
+answer into that one answer and nothing else.
+"""
+
+from __future__ import annotations
+
+from zenserve.load.connection import (
+    READY,
+    TIMER_SLACK,
+    LoadConnection,
+    Shared,
+    clock,
+)
+from zenserve.load.mix import Request
+from zenserve.load.recorder import FINE_LIMIT_US
+
+
+class ClosedLoopConnection(LoadConnection):
+    """Asks its next question as soon as the answer to the last one arrives."""
+
+    __slots__ = ()
+
+    def _due(self, now: float) -> float | None:
+        return now
+
+    def _record(self, now: float) -> None:
+        self.shared.latency.record(int((now - self.sent) * 1e6))
+
+    def data_received(self, data: bytes) -> None:
+        now = clock()
+        request = self.request
+        if data == request.expected and not self.careful:
+            microseconds = int((now - self.sent) * 1e6)
+            if microseconds < FINE_LIMIT_US:
+                self.bins[microseconds] += 1
+            else:
+                self.shared.latency.record_slow(microseconds)
+            following = request.next
+            self.request = following
+            if request.closes:
+                self._close()
+                return
+            self.sent = now
+            self.write(following.question)
+        else:
+            self._receive_carefully(data, now)
+
+
+class OpenLoopConnection(LoadConnection):
+    """Sends on a schedule: one request every ``interval`` seconds from its first due time.
+
+    Latency is what it would have been with a generator that is never late:
+    each request is charged from its intended send time, or from when the
+    server freed the connection in that ideal timeline, whichever is later. A
+    server that stalls is charged for every request due during the stall
+    (coordinated omission corrected, as wrk2 does); the generator's own timer
+    lateness is charged to nobody. ``service`` is the raw send-to-answer time.
+    """
+
+    __slots__ = ("ideal_free", "intended", "interval", "service_bins", "stop_at")
+
+    def __init__(self, shared: Shared, first: Request) -> None:
+        super().__init__(shared, first)
+        self.service_bins = shared.service.bins
+        self.intended = self.ideal_free = self.interval = 0.0
+        self.stop_at = float("inf")
+
+    def schedule(self, first_due: float, interval: float, stop_at: float) -> None:
+        """First request at ``first_due``, then one every ``interval`` until ``stop_at``."""
+        self.intended = first_due
+        self.ideal_free = first_due
+        self.interval = interval
+        # Due times are sums of intervals: stop a hair early, so rounding never
+        # sneaks in a request due exactly at the end.
+        self.stop_at = stop_at - 1e-6
+
+    def _due(self, now: float) -> float | None:
+        return self.intended if self.intended < self.stop_at else None
+
+    def _ideal_answer(self, now: float) -> float:
+        intended, ideal_free = self.intended, self.ideal_free
+        answered = (intended if intended > ideal_free else ideal_free) + (now - self.sent)
+        self.ideal_free = answered
+        return answered
+
+    def _record(self, now: float) -> None:
+        self.shared.latency.record(int((self._ideal_answer(now) - self.intended) * 1e6))
+        self.shared.service.record(int((now - self.sent) * 1e6))
+
+    def _account_failure(self, now: float) -> None:
+        self._ideal_answer(now)
+
+    def _next_slot(self) -> None:
+        self.intended += self.interval
+
+    def data_received(self, data: bytes) -> None:
+        now = clock()
+        request = self.request
+        if data == request.expected and not self.careful:
+            service = now - self.sent
+            intended, ideal_free = self.intended, self.ideal_free
+            answered = (intended if intended > ideal_free else ideal_free) + service
+            self.ideal_free = answered
+            microseconds = int((answered - intended) * 1e6)
+            if microseconds < FINE_LIMIT_US:
+                self.bins[microseconds] += 1
+            else:
+                self.shared.latency.record_slow(microseconds)
+            microseconds = int(service * 1e6)
+            if microseconds < FINE_LIMIT_US:
+                self.service_bins[microseconds] += 1
+            else:
+                self.shared.service.record_slow(microseconds)
+            following = request.next
+            self.request = following
+            intended += self.interval
+            self.intended = intended
+            if request.closes:
+                self._close()
+            elif intended - now <= TIMER_SLACK and intended < self.stop_at:
+                self.sent = now
+                self.write(following.question)
+            else:
+                self.state = READY
+                self.advance()
+        else:
+            self._receive_carefully(data, now)
