@@ -177,7 +177,8 @@ def main(argv: list[str] | None = None) -> int:
             "for the whole race; closed loop, the book's three questions, one at a time per "
             "connection, every answer checked",
             f"- each point: median of {rounds} run(s) of {seconds:g} s, generators interleaved "
-            f"(bench after a {BENCH_WARMUP:g} s warmup)",
+            f"(bench after a {BENCH_WARMUP:g} s warmup)"
+            + (" — **provisional** (--quick)" if args.quick else ""),
             "",
             *lines,
         ]

@@ -27,6 +27,8 @@ BENCHMARKS = {
                            "(issue 7 target 1 evidence)",
     "metrics_cost.py": "zenserve with and without --metrics-port (scraped every second), "
                        "alone and under --workers 2 (issue 3: metrics must cost little)",
+    "bench_vs_reference.py": "zenserve bench vs the C reference load generator "
+                             "(issue 4, issue 7 target 3)",
 }
 # Each script bounds its own runs; this only catches one that hangs regardless.
 SCRIPT_TIMEOUT_SECONDS = 3 * 3600
