@@ -1,4 +1,4 @@
-"""Connections' deadlines for an event loop: a heap that is re-armed lazily.
+"""An event loop's timers: connections' deadlines (a lazily re-armed heap), io answers due.
 
 A busy connection's idle deadline moves on every request. Pushing a heap
 entry each time would allocate per request, so instead each connection keeps
@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import heapq
 import math
+from collections import deque
+from collections.abc import Iterator
 from typing import Generic, Protocol, TypeVar
 
 
@@ -82,3 +84,30 @@ class Deadlines(Generic[T]):
         self._heap = [(item.armed, item.serial, item) for item in self._live.values()
                       if item.open and item.armed != math.inf]
         heapq.heapify(self._heap)
+
+
+class AnswersDue(Generic[T]):
+    """Answers waiting out ``--cost-kind io``'s delay, soonest first.
+
+    The delay is the same for every question, so scheduling in time order
+    keeps the queue sorted: a deque suffices, and answers on one connection
+    stay in the order their questions arrived.
+    """
+
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+        self._queue: deque[tuple[float, T, list[bytes]]] = deque()
+
+    def schedule(self, now: float, item: T, questions: list[bytes]) -> None:
+        self._queue.append((now + self.delay, item, questions))
+
+    def nearest(self) -> float:
+        """When the first answer is due (infinity when none waits)."""
+        return self._queue[0][0] if self._queue else math.inf
+
+    def pop_due(self, now: float) -> Iterator[tuple[T, list[bytes]]]:
+        """Take every batch due by ``now``, in order."""
+        queue = self._queue
+        while queue and queue[0][0] <= now:
+            _, item, questions = queue.popleft()
+            yield item, questions

@@ -11,8 +11,9 @@ import selectors
 import socket
 
 from zenserve.servers import base
-from zenserve.servers.eventloop import EventLoopServer, HasFileno
+from zenserve.servers.eventloop import EventLoopServer
 from zenserve.servers.eventloop_connection import Connection
+from zenserve.servers.eventloop_io import HasFileno
 
 _READ, _WRITE = selectors.EVENT_READ, selectors.EVENT_WRITE
 

@@ -11,8 +11,9 @@ import socket
 from select import POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT, poll
 
 from zenserve.servers import base
-from zenserve.servers.eventloop import EventLoopServer, HasFileno
+from zenserve.servers.eventloop import EventLoopServer
 from zenserve.servers.eventloop_connection import Connection
+from zenserve.servers.eventloop_io import HasFileno
 
 # The loop's interest (READ=1 | WRITE=2) as a poll mask.
 _POLL_MASKS = (0, POLLIN, POLLOUT, POLLIN | POLLOUT)
