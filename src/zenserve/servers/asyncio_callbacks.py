@@ -29,9 +29,10 @@ from zenserve.servers.sweep import input_waiting
 
 log = logging.getLogger("zenserve.server")
 
-# With --cost-kind io: stop reading from a client with this many questions waiting
-# for their cost, and read again once half of them are answered.
-MAX_WAITING_QUESTIONS = 4096
+# With --cost-kind io: stop reading from a client whose questions waiting for
+# their cost add up to more than this (as the transport's write buffer limit
+# does for answers), and read again once they are answered.
+MAX_WAITING_BYTES = 64 * 1024
 
 Clock = Callable[[], float]
 
@@ -139,14 +140,14 @@ class DeferringZenProtocol(ZenProtocol):
     so answers keep their order, while other clients are served meanwhile.
     """
 
-    __slots__ = ("_backlog_full", "_batches", "_eof", "_io_delay", "_timer", "_waiting")
+    __slots__ = ("_backlog_full", "_batches", "_eof", "_io_delay", "_timer", "_waiting_bytes")
 
     def __init__(self, server: LoopServer, sock: socket.socket, conversation: Conversation,
                  clock: Clock) -> None:
         super().__init__(server, sock, conversation, clock)
         self._io_delay = server.context.service.io_delay
-        self._batches: deque[list[bytes]] = deque()
-        self._waiting = 0  # questions in _batches
+        self._batches: deque[tuple[list[bytes], int]] = deque()  # questions, bytes received
+        self._waiting_bytes = 0
         self._timer: asyncio.TimerHandle | None = None
         self._backlog_full = False
         self._eof = False
@@ -156,7 +157,7 @@ class DeferringZenProtocol(ZenProtocol):
         conversation = self._conversation
         questions = conversation.frame(data)
         if questions or self._batches:  # an empty batch keeps a too-long error in order
-            self._enqueue(questions)
+            self._enqueue(questions, len(data))
         else:
             reply = conversation.answer_all(questions)  # nothing owed: only ever an error
             if reply:
@@ -170,23 +171,23 @@ class DeferringZenProtocol(ZenProtocol):
         else:
             self.request_started = 0.0
 
-    def _enqueue(self, questions: list[bytes]) -> None:
-        self._batches.append(questions)
-        self._waiting += len(questions)
+    def _enqueue(self, questions: list[bytes], size: int) -> None:
+        self._batches.append((questions, size))
+        self._waiting_bytes += size
         if self._timer is None:
             self._schedule()
-        if self._waiting > MAX_WAITING_QUESTIONS and not self._backlog_full:
+        if self._waiting_bytes > MAX_WAITING_BYTES and not self._backlog_full:
             self._backlog_full = True
             self._transport.pause_reading()
 
     def _schedule(self) -> None:
-        delay = self._io_delay * len(self._batches[0])
+        delay = self._io_delay * len(self._batches[0][0])
         self._timer = self._server.loop.call_later(delay, self._answer_next)
 
     def _answer_next(self) -> None:
         self._timer = None
-        questions = self._batches.popleft()
-        self._waiting -= len(questions)
+        questions, size = self._batches.popleft()
+        self._waiting_bytes -= size
         conversation, transport = self._conversation, self._transport
         reply = conversation.answer_all(questions)
         if reply:
@@ -196,7 +197,7 @@ class DeferringZenProtocol(ZenProtocol):
             return
         if self._batches:
             self._schedule()
-        if self._backlog_full and self._waiting <= MAX_WAITING_QUESTIONS // 2:
+        if self._backlog_full and self._waiting_bytes <= MAX_WAITING_BYTES // 2:
             self._backlog_full = False
             if not self._output_full:
                 transport.resume_reading()
