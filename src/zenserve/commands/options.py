@@ -51,7 +51,8 @@ def add_limit_arguments(parser: argparse.ArgumentParser) -> None:
                        metavar="DURATION",
                        help="a started question must be complete within this (default 10s)")
     group.add_argument("--max-connections", type=int, default=defaults.max_connections,
-                       help="past this, new clients get 'Error: server busy.' (default 0: none)")
+                       help="past this, new clients get 'Error: server busy.' (default 0: "
+                            "none; socketserver 1000 threads, forking 256 processes)")
     group.add_argument("--graceful-timeout", default=f"{defaults.graceful_timeout:g}s",
                        metavar="DURATION",
                        help="on SIGTERM, how long open conversations may finish (default 10s)")

@@ -128,6 +128,11 @@ def refuse_busy(sock: socket.socket, address: object, context: ServeContext) -> 
     log.info("Client %s refused: server busy", describe_address(address))
     with contextlib.suppress(OSError):  # never let a refused client block the acceptor
         sock.send(ERROR_BUSY, socket.MSG_DONTWAIT)
+        # Closing with its question unread would send a reset, which can
+        # destroy the answer before the client reads it: read it, then FIN.
+        sock.recv(RECV_BYTES, socket.MSG_DONTWAIT)
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_WR)
     sock.close()
 
 

@@ -47,6 +47,19 @@ def die_with_parent(signum: int, parent: int) -> None:
         os._exit(0)
 
 
+def close_other_fds(keep: set[int]) -> None:
+    """Close every descriptor above stderr except ``keep``: a child needs only its client.
+
+    What the parent holds open (its listener, the metrics endpoint, other
+    clients' pipes) must not stay open for as long as some child lives.
+    """
+    low = 3
+    for fd in sorted(keep | {os.sysconf("SC_OPEN_MAX")}):
+        if fd >= low:
+            os.closerange(low, fd)
+            low = fd + 1
+
+
 class ChildStatsPipe:
     """A pipe on which each exiting child writes what it counted, for the parent to add.
 
@@ -56,6 +69,7 @@ class ChildStatsPipe:
 
     def __init__(self) -> None:
         self._reader, self._writer = os.pipe()
+        self.child_fd = self._writer
         os.set_blocking(self._reader, False)
         # A full pipe (a parent that stopped reading) loses a count, never a child.
         os.set_blocking(self._writer, False)
@@ -64,7 +78,6 @@ class ChildStatsPipe:
     @contextlib.contextmanager
     def reporting(self, stats: Stats) -> Iterator[None]:
         """In the child: count the block's work and write it to the parent at its end."""
-        os.close(self._reader)
         before = [getattr(stats, name) for name in _FIELDS]
         try:
             yield

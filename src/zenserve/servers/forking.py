@@ -29,7 +29,7 @@ from zenserve.servers.blocking import (
     converse,
     refuse_busy,
 )
-from zenserve.servers.child_process import ChildStatsPipe, die_with_parent
+from zenserve.servers.child_process import ChildStatsPipe, close_other_fds, die_with_parent
 
 log = logging.getLogger("zenserve.server")
 
@@ -102,12 +102,13 @@ class Server(base.Server):
             die_with_parent(signal.SIGTERM, parent)
             self.listener.close()
             self._stop.close()
+            assert self._reports is not None
+            close_other_fds({sock.fileno(), self._reports.child_fd})
             stop = ConversationStop()
             signal.signal(signal.SIGTERM, lambda signum, frame: stop.wake(graceful=True))
             signal.signal(signal.SIGINT, lambda signum, frame: stop.wake(graceful=False))
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
-            assert self._reports is not None
             with self._reports.reporting(self.context.stats):
                 converse(sock, address, self.context, stop)
             status = 0

@@ -1,0 +1,220 @@
+"""The blocking architectures (single, threaded, socketserver, forking), past conformance.
+
+Pool size, --max-connections, the limits, graceful stop inside a question,
+and the forking server's children: reaped, stopped, and dying with it.
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+import urllib.request
+
+import psutil
+import pytest
+
+from tests.helpers import (
+    ANSWER,
+    QUESTION,
+    SOCKET_TIMEOUT,
+    ask,
+    connect,
+    read_answers,
+    read_until_closed,
+    wait_for,
+)
+from zenserve.process import ServerProcess
+from zenserve.protocol import ERROR_BUSY
+
+BLOCKING = ["single", "threaded", "socketserver", "forking"]
+CONCURRENT = ["threaded", "socketserver", "forking"]
+# Long enough to tell "not answered" from "answered" on a busy machine.
+NOT_ANSWERED_SECONDS = 0.5
+
+
+def served_connection(port: int) -> socket.socket:
+    """A connection the server is conversing with (it has answered one question)."""
+    sock = connect(port)
+    sock.sendall(QUESTION)
+    assert read_answers(sock, 1) == [ANSWER]
+    return sock
+
+
+def is_served(port: int) -> bool:
+    """True when a new client is answered, False when it is told the server is busy."""
+    with connect(port) as sock:
+        sock.sendall(QUESTION)
+        reply = read_until_closed_or_answer(sock)
+    assert reply in (ANSWER, ERROR_BUSY)
+    return reply == ANSWER
+
+
+def read_until_closed_or_answer(sock: socket.socket) -> bytes:
+    data = b""
+    while not data.endswith(b".") and (chunk := sock.recv(100)):
+        data += chunk
+    return data
+
+
+def assert_not_answered(sock: socket.socket) -> None:
+    sock.settimeout(NOT_ANSWERED_SECONDS)
+    with pytest.raises(TimeoutError):
+        sock.recv(100)
+    sock.settimeout(SOCKET_TIMEOUT)
+
+
+def children_of(server: ServerProcess) -> list[psutil.Process]:
+    return psutil.Process(server.process.pid).children()
+
+
+@pytest.mark.parametrize("threads", [2, 4])
+def test_a_pool_of_n_threads_serves_exactly_n_clients_at_once(threads: int) -> None:
+    with ServerProcess("--arch", "threaded", "--threads", str(threads)) as server:
+        clients = [served_connection(server.port) for _ in range(threads)]
+        try:
+            with connect(server.port) as waiting:
+                waiting.sendall(QUESTION)
+                assert_not_answered(waiting)
+                clients.pop().close()  # frees one thread, which takes the waiting client
+                assert read_answers(waiting, 1) == [ANSWER]
+        finally:
+            for client in clients:
+                client.close()
+
+
+@pytest.mark.parametrize("arch", CONCURRENT)
+def test_past_max_connections_a_client_is_told_busy_and_closed(arch: str) -> None:
+    with ServerProcess("--arch", arch, "--max-connections", "2", "--metrics-port", "0") as server:
+        first, second = served_connection(server.port), served_connection(server.port)
+        try:
+            with connect(server.port) as third:
+                third.sendall(QUESTION)
+                assert read_until_closed(third) == ERROR_BUSY
+            first.close()
+            wait_for(lambda: is_served(server.port))  # its slot is given back
+        finally:
+            first.close()
+            second.close()
+        assert server.metrics_url is not None
+        metrics = urllib.request.urlopen(server.metrics_url, timeout=SOCKET_TIMEOUT).read()
+        assert b'zenserve_requests_total{outcome="busy"} ' in metrics
+        assert b'zenserve_requests_total{outcome="busy"} 0.0' not in metrics
+
+
+@pytest.mark.parametrize("arch", BLOCKING)
+def test_an_idle_client_is_closed_after_the_idle_timeout(arch: str) -> None:
+    with ServerProcess("--arch", arch, "--idle-timeout", "0.2s") as server:
+        with served_connection(server.port) as idle:
+            assert read_until_closed(idle) == b""
+        assert ask(server.port) == ANSWER
+
+
+@pytest.mark.parametrize("arch", BLOCKING)
+def test_a_question_trickling_in_is_cut_off_by_the_request_timeout(arch: str) -> None:
+    with ServerProcess("--arch", arch, "--idle-timeout", "20s",
+                       "--request-timeout", "0.3s") as server:
+        with served_connection(server.port) as slow:
+            slow.sendall(QUESTION[:5])
+            assert read_until_closed(slow) == b""
+        assert ask(server.port) == ANSWER
+
+
+@pytest.mark.parametrize("arch", BLOCKING)
+def test_sigterm_inside_a_question_answers_it_then_closes(arch: str) -> None:
+    with ServerProcess("--arch", arch) as server, served_connection(server.port) as client:
+        client.sendall(QUESTION[:10])
+        server.process.send_signal(signal.SIGTERM)
+        # The stop reaches the conversation mid-question: it waits for the rest.
+        assert_not_answered(client)
+        client.sendall(QUESTION[10:])
+        assert read_until_closed(client) == ANSWER
+        assert server.process.wait(timeout=20) == 0
+
+
+@pytest.mark.parametrize("arch", BLOCKING)
+def test_an_unfinished_question_is_closed_at_the_graceful_timeout(arch: str) -> None:
+    with ServerProcess("--arch", arch, "--graceful-timeout", "0.3s") as server, \
+            served_connection(server.port) as client:
+        client.sendall(QUESTION[:10])
+        server.process.send_signal(signal.SIGTERM)
+        assert read_until_closed(client) == b""
+        assert server.process.wait(timeout=20) == 0
+
+
+@pytest.mark.parametrize("arch", CONCURRENT)
+def test_sigterm_closes_idle_clients_at_once_and_exits_zero(arch: str) -> None:
+    with ServerProcess("--arch", arch) as server:
+        idle = [served_connection(server.port) for _ in range(3)]
+        try:
+            server.process.send_signal(signal.SIGTERM)
+            for sock in idle:
+                assert read_until_closed(sock) == b""
+            assert server.process.wait(timeout=20) == 0
+        finally:
+            for sock in idle:
+                sock.close()
+
+
+@pytest.mark.parametrize("arch", ["threaded", "socketserver"])
+@pytest.mark.parametrize("kind", ["block", "cpu"])
+def test_the_cost_knob_is_spent_in_each_clients_thread(arch: str, kind: str) -> None:
+    with ServerProcess("--arch", arch, "--cost", "20ms", "--cost-kind", kind) as server:
+        clients = [connect(server.port) for _ in range(3)]
+        try:
+            for sock in clients:
+                sock.sendall(QUESTION * 2)
+            for sock in clients:
+                assert read_answers(sock, 2) == [ANSWER, ANSWER]
+        finally:
+            for sock in clients:
+                sock.close()
+
+
+def test_forking_reaps_every_child_and_leaves_no_zombie() -> None:
+    with ServerProcess("--arch", "forking") as server:
+        clients = [served_connection(server.port) for _ in range(3)]
+        assert len(children_of(server)) == 3  # one process per client
+        for sock in clients:
+            sock.close()
+        for _ in range(5):
+            assert ask(server.port) == ANSWER
+        # A zombie is still listed as a child until it is reaped.
+        wait_for(lambda: not children_of(server))
+
+
+def test_forking_counts_what_its_children_answered() -> None:
+    with ServerProcess("--arch", "forking", "--metrics-port", "0") as server:
+        for _ in range(3):
+            with served_connection(server.port) as sock:
+                sock.sendall(QUESTION * 2)
+                assert read_answers(sock, 2) == [ANSWER, ANSWER]
+        assert server.metrics_url is not None
+        url = server.metrics_url
+
+        def answered_nine() -> bool:
+            text = urllib.request.urlopen(url, timeout=SOCKET_TIMEOUT).read()
+            return b'zenserve_requests_total{outcome="answered"} 9.0' in text
+
+        wait_for(answered_nine)
+
+
+def test_forking_children_die_with_their_parent() -> None:
+    with ServerProcess("--arch", "forking") as server, served_connection(server.port) as client:
+        [child] = children_of(server)
+        server.process.kill()
+        server.process.wait()
+        # The parent-death signal is SIGTERM: the child ends at a request boundary.
+        assert read_until_closed(client) == b""
+        wait_for(lambda: not child.is_running() or child.status() == psutil.STATUS_ZOMBIE)
+
+
+def test_forking_sigint_stops_children_at_once() -> None:
+    with ServerProcess("--arch", "forking", "--graceful-timeout", "30s") as server:
+        with served_connection(server.port) as client:
+            client.sendall(QUESTION[:10])  # mid-question: a graceful stop would wait
+            children = children_of(server)
+            assert server.stop(signal.SIGINT, timeout=10) == 0
+            assert read_until_closed(client) == b""
+        for child in children:
+            wait_for(lambda child=child: not child.is_running()
+                     or child.status() == psutil.STATUS_ZOMBIE)
