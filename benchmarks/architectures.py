@@ -158,13 +158,17 @@ def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--arch", action="append", default=[], metavar="NAME",
                         help="only this architecture (repeatable; default: all registered); "
                              "implies --no-record")
+    parser.add_argument("--connections", type=int, nargs="+", default=list(CONNECTION_COUNTS),
+                        metavar="N", help="connection counts (default 1 10 100); "
+                                          "other than the default implies --no-record")
     parser.add_argument("--provisional", metavar="WHY",
                         help="mark the recorded table provisional, saying why")
     parser.add_argument("--no-record", action="store_true",
                         help="print the table only; leave RESULTS.md alone")
     args = parser.parse_args(argv)
     # A partial run must not replace the full table someone else recorded.
-    args.no_record = args.no_record or bool(args.arch)
+    args.no_record = (args.no_record or bool(args.arch)
+                      or tuple(args.connections) != CONNECTION_COUNTS)
     args.rounds = args.rounds or (1 if args.quick else 3)
     args.seconds = args.seconds or (1.0 if args.quick else 2.0)
     if args.quick and not args.provisional:
@@ -210,7 +214,7 @@ def report(groups: Sequence[GroupResult], args: argparse.Namespace,
               + (", `--workers 2` rows" if features.workers else ", no `--workers` yet"),
               f"- × C: against the one-process C reference measured in the same group "
               f"(the `{C_LABEL}` row shows the median over all groups)", "",
-              markdown_table(groups, CONNECTION_COUNTS), "", *fastest_summary(groups), "",
+              markdown_table(groups, args.connections), "", *fastest_summary(groups), "",
               "Book counterparts (book listings run from the seed with `time.sleep(0.0)` "
               "removed; reconstructions live in benchmarks/book_baselines/):", ""]
     for group in groups:
@@ -219,10 +223,13 @@ def report(groups: Sequence[GroupResult], args: argparse.Namespace,
             lines.append(f"- {group.architecture}: n/a (no book counterpart)")
         else:
             lines.append(f"- {group.architecture}: {counterpart.listing} ({counterpart.why})")
+        if group.architecture in INHERITING_ARCHITECTURES:
+            lines.append("  - zenserve started with `--inherit` and a bound listener as fd 0, "
+                         "as inetd's wait mode starts it")
         concurrency = ARCHITECTURES[group.architecture].concurrency
         if concurrency in CONCURRENCY_NOTES:
             lines.append(f"  - {CONCURRENCY_NOTES[concurrency]}")
-    notes = failure_notes(groups, CONNECTION_COUNTS)
+    notes = failure_notes(groups, args.connections)
     if notes:
         lines += ["", "Runs without a rate:", "", *notes]
     return "\n".join(lines) + "\n"
@@ -231,7 +238,7 @@ def report(groups: Sequence[GroupResult], args: argparse.Namespace,
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_arguments(argv)
     names = args.arch or list(ARCHITECTURES)
-    settings = RaceSettings(CONNECTION_COUNTS, args.rounds, args.seconds)
+    settings = RaceSettings(tuple(args.connections), args.rounds, args.seconds)
     features = ServeFeatures.probe()
     try:
         groups = race_all(names, settings, features)

@@ -63,7 +63,7 @@ def test_book_targets_skip_what_the_book_could_not_do_but_not_what_we_could_not(
 @pytest.mark.slow
 def test_a_tiny_real_run_prints_the_table() -> None:
     command = [sys.executable, str(BENCHMARKS / "architectures.py"),
-               "--arch", "single", "--rounds", "1", "--seconds", "0.2"]
+               "--arch", "single", "--rounds", "1", "--seconds", "0.2", "--connections", "1", "10"]
     run = subprocess.run(command, capture_output=True, text=True, timeout=55, check=False)
     assert run.returncode == 0, run.stderr
     assert "| single | book srv_single.py |" in run.stdout
