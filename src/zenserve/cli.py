@@ -19,6 +19,8 @@ COMMANDS = {
     "architectures": "architectures",
     "demo": "demo",
     "bench": "bench",
+    "compare": "compare",
+    "deploy": "deploy",
     "soak": "soak",
 }
 

@@ -1,0 +1,322 @@
+"""Worker processes and generations, as the supervisor sees them.
+
+A ``WorkerProcess`` is one child: its two channels, its last report, its
+health probes (the first one makes it ready; later ones are its heartbeat).
+A ``Generation`` is the workers running one release, with a target size, a
+routing weight, and the counts of every worker it ever had.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+
+from zenserve.deploy import channel
+from zenserve.deploy.analysis import Sample
+from zenserve.deploy.probe import Probe
+from zenserve.deploy.reactor import Reactor
+from zenserve.deploy.release import Release
+from zenserve.deploy.worker import spec_to_json
+
+log = logging.getLogger("zenserve.deploy")
+
+STARTING, READY, DRAINING, STOPPING, EXITED = "starting", "ready", "draining", "stopping", "exited"
+# A heartbeat answered wrongly this many times in a row means the worker is unhealthy.
+UNHEALTHY_AFTER = 3
+# A worker that dies this soon after it started counts as a crash loop (back off).
+YOUNG_SECONDS = 2.0
+# Past a drain's graceful timeout, this much more before the worker is killed.
+KILL_MARGIN_SECONDS = 2.0
+
+HandoffHandler = Callable[[int], None]
+
+
+class WorkerProcess:
+    """One worker process of a generation."""
+
+    def __init__(self, generation: Generation, reactor: Reactor, on_handoff: HandoffHandler,
+                 slot: int) -> None:
+        self.generation = generation
+        self.slot = slot
+        self._reactor = reactor
+        self._on_handoff = on_handoff
+        release = generation.release
+        self.connections, worker_connections = channel.connection_channel()
+        self.control, worker_control = channel.control_channel()
+        env = dict(os.environ, ZENSERVE_GENERATION=str(generation.id),
+                   ZENSERVE_VERSION=release.version)
+        with worker_connections, worker_control:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "zenserve.deploy.worker",
+                 spec_to_json(release.server_config()),
+                 str(worker_connections.fileno()), str(worker_control.fileno())],
+                pass_fds=(worker_connections.fileno(), worker_control.fileno()),
+                stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+        self.pid = self.process.pid
+        self.connections.setblocking(False)
+        self.control.setblocking(False)
+        reactor.watch(self.control, self._on_control)
+        self.state = STARTING
+        self.started_at = time.monotonic()
+        self.said_ready = False
+        self.sample = Sample()
+        self.active = 0
+        self.handed_off = 0
+        self.probe: Probe | None = None
+        self.next_probe = 0.0
+        self.wrong_answers = 0
+        self.stop_deadline = 0.0
+        self.failure = ""  # why it was killed, for the generation's record
+        self.channel_open = True
+        self.state_at_exit = STARTING
+        self.exit_expected = False
+
+    @property
+    def routable(self) -> bool:
+        return self.state == READY
+
+    def send(self, fd: int) -> None:
+        """Route a connection here (BlockingIOError: the worker is behind; try another)."""
+        channel.send_connection(self.connections, fd)
+
+    def drain(self, graceful_timeout: float) -> None:
+        """Hand every connection back at a request boundary, then exit."""
+        self._command("drain", DRAINING, graceful_timeout)
+
+    def stop(self, graceful_timeout: float) -> None:
+        """Finish every conversation where it is, then exit."""
+        self._command("stop", STOPPING, graceful_timeout)
+
+    def _command(self, command: str, state: str, graceful_timeout: float) -> None:
+        if self.state in (EXITED, STOPPING) or (self.state == DRAINING and command == "drain"):
+            return
+        self._drop_probe()
+        if self.state == STARTING and not self.said_ready:
+            with contextlib.suppress(ProcessLookupError):  # nothing to drain yet
+                self.process.kill()
+            self.state, self.stop_deadline = STOPPING, time.monotonic()
+            return
+        self.state = state
+        self.stop_deadline = time.monotonic() + graceful_timeout + KILL_MARGIN_SECONDS
+        try:
+            channel.send_message(self.control, {"command": command})
+        except OSError:
+            self.kill("its control channel is broken")
+
+    def kill(self, reason: str) -> None:
+        """SIGKILL: for a worker that cannot be asked (dead channel, stuck, past its deadline)."""
+        if self.failure == "":
+            self.failure = reason
+        log.warning("worker %d of %s: %s; killing it", self.pid, self.generation.label, reason)
+        with contextlib.suppress(ProcessLookupError):
+            self.process.kill()
+        if self.state != EXITED:
+            self.state = STOPPING
+            self.stop_deadline = time.monotonic()
+
+    def _on_control(self) -> None:
+        while True:
+            try:
+                message, fd, still_open = channel.receive_control(self.control)
+            except BlockingIOError:
+                return
+            except OSError:
+                message, fd, still_open = None, None, False
+            if fd is not None:
+                self._on_handoff(fd)
+            if not still_open:
+                self._reactor.unwatch(self.control)
+                self.channel_open = False
+                return
+            if message is not None:
+                self._on_message(message)
+
+    def _on_message(self, message: channel.Message) -> None:
+        kind = message.get("type")
+        if kind == "ready":
+            self.said_ready = True
+            self.next_probe = 0.0  # check it now
+        elif kind == "report":
+            self.sample = Sample(int(message["answers"]), int(message["failures"]),
+                                 tuple(message["latency"]))
+            self.active = int(message["active"])
+            self.handed_off = int(message["handed_off"])
+
+    # Health: the first probe makes a worker ready, the next ones are its heartbeat.
+
+    def check_health(self, now: float) -> None:
+        release = self.generation.release
+        health = release.health
+        if self.state == STARTING and now - self.started_at > health.start_timeout:
+            self.generation.start_failed(f"not ready within {health.start_timeout:g}s")
+            self.kill("not ready in time")
+            return
+        if self.state not in (STARTING, READY) or not self.said_ready:
+            return
+        probe = self.probe
+        if probe is not None:
+            self._judge_probe(probe, now)
+        elif now >= self.next_probe:
+            self._send_probe(now)
+
+    def _send_probe(self, now: float) -> None:
+        health = self.generation.release.health
+        expected = health.answer.encode() if health.answer is not None else None
+        try:
+            self.probe = Probe(self.connections, health.question.encode(), expected,
+                               now + health.timeout, self.sample.answers)
+        except BlockingIOError:
+            self.next_probe = now + health.interval  # behind on connections: busy, not dead
+            return
+        except OSError:
+            return  # the worker is gone; its exit is noticed by the channel
+        self._reactor.watch(self.probe.sock, self._on_probe_readable)
+
+    def _on_probe_readable(self) -> None:
+        probe = self.probe
+        if probe is not None:
+            self._reactor.unwatch(probe.sock)
+            probe.on_readable()
+            if probe.outcome is None:
+                self._reactor.watch(probe.sock, self._on_probe_readable)
+            else:
+                self._judge_probe(probe, time.monotonic())
+
+    def _judge_probe(self, probe: Probe, now: float) -> None:
+        health = self.generation.release.health
+        if probe.outcome is None:
+            if now < probe.deadline:
+                return
+            if self.sample.answers > probe.answers_before:
+                probe.deadline = now + health.timeout  # slow, but answering clients
+                probe.answers_before = self.sample.answers
+                return
+            self._drop_probe()
+            self._unhealthy(f"no answer to its health check within {health.timeout:g}s")
+            return
+        self.probe = None
+        self.next_probe = now + health.interval
+        ok, detail = probe.outcome
+        if ok:
+            self.wrong_answers = 0
+            if self.state == STARTING:
+                self.state = READY
+                self.generation.became_ready()
+        elif self.state == STARTING:
+            self.generation.start_failed(f"health check: {detail}")
+            self.kill(f"health check failed: {detail}")
+        else:
+            self.wrong_answers += 1
+            if self.wrong_answers >= UNHEALTHY_AFTER:
+                self._unhealthy(f"health check failed {UNHEALTHY_AFTER} times: {detail}")
+
+    def _unhealthy(self, reason: str) -> None:
+        self.generation.restarts += 1
+        self.kill(reason)
+
+    def _drop_probe(self) -> None:
+        if self.probe is not None:
+            self._reactor.unwatch(self.probe.sock)
+            self.probe.close()
+            self.probe = None
+
+    # Exit.
+
+    def reap(self, now: float) -> bool:
+        """True once the process has exited (and its channels are closed)."""
+        if self.state == EXITED:
+            return True
+        if self.state in (DRAINING, STOPPING) and now > self.stop_deadline:
+            with contextlib.suppress(ProcessLookupError):
+                self.process.kill()
+        if self.process.poll() is None:
+            return False
+        if self.channel_open:
+            self._on_control()  # the last report and any last handoffs
+        self._drop_probe()
+        self._reactor.unwatch(self.control)
+        self.control.close()
+        self.connections.close()
+        self.state_at_exit = self.state
+        self.exit_expected = self.state in (DRAINING, STOPPING) and not self.failure
+        self.state = EXITED
+        return True
+
+
+class Generation:
+    """The workers running one release."""
+
+    _ids = itertools.count(1)
+
+    def __init__(self, release: Release) -> None:
+        self.id = next(self._ids)
+        self.release = release
+        self.label = f"generation {self.id} ({release.version})"
+        self.role = "candidate"
+        self.target = 0
+        self.weight = 0
+        self.workers: list[WorkerProcess] = []
+        self.retired_sample = Sample()  # counts of workers that have exited
+        self.start_failures = 0
+        self.last_failure = ""
+        self.restarts = 0
+        self.crash_streak = 0
+        self.next_spawn = 0.0
+        self.slots = itertools.count(1)
+        self._next_worker = 0
+
+    def live(self) -> list[WorkerProcess]:
+        """Workers that count towards the target (starting or ready)."""
+        return [worker for worker in self.workers if worker.state in (STARTING, READY)]
+
+    def ready(self) -> list[WorkerProcess]:
+        return [worker for worker in self.workers if worker.state == READY]
+
+    def sample(self) -> Sample:
+        total = self.retired_sample
+        for worker in self.workers:
+            total = total + worker.sample
+        return total
+
+    def next_workers(self) -> list[WorkerProcess]:
+        """The ready workers, starting from the next one in round-robin order."""
+        ready = self.ready()
+        if not ready:
+            return []
+        start = self._next_worker % len(ready)
+        self._next_worker = start + 1
+        return ready[start:] + ready[:start]
+
+    def became_ready(self) -> None:
+        self.crash_streak = 0
+
+    def start_failed(self, reason: str) -> None:
+        self.start_failures += 1
+        self.last_failure = reason
+
+    def exited(self, worker: WorkerProcess, now: float) -> None:
+        """Account for a worker that has exited; back off if it died young."""
+        self.workers.remove(worker)
+        self.retired_sample = self.retired_sample + worker.sample
+        if worker.exit_expected:
+            return
+        if not worker.failure:  # it died by itself
+            self.last_failure = (f"worker {worker.pid} exited with status "
+                                 f"{worker.process.returncode}")
+            if worker.state_at_exit == STARTING:
+                self.start_failures += 1
+            else:
+                self.restarts += 1
+        if now - worker.started_at < YOUNG_SECONDS:
+            self.crash_streak += 1
+            self.next_spawn = now + min(0.1 * 2**self.crash_streak, 5.0)
+
+    @property
+    def drained(self) -> bool:
+        return not self.workers and self.target == 0

@@ -1,0 +1,217 @@
+"""The one-host supervisor: owns the listening socket for its whole life, runs the rollouts.
+
+The loop (one thread, like gunicorn's arbiter): handle signals, accept and
+route connections, read worker reports, tick the fleet (reap, heal, grow) and
+the rollout, answer control commands. The listening socket is never closed
+while serving, so no connection is refused or reset because of a deployment.
+
+Signals: SIGTERM drains everything and exits 0; SIGINT stops at once; SIGHUP
+rereads the stable release's file and replaces its workers one at a time.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import signal
+import socket
+import time
+from collections.abc import Callable
+from types import FrameType
+
+from zenserve.deploy.commands import Commands
+from zenserve.deploy.fleet import Fleet, LocalTraffic, wait_until
+from zenserve.deploy.pool import Generation
+from zenserve.deploy.reactor import Reactor
+from zenserve.deploy.release import Release
+from zenserve.deploy.rollout import Rollout
+from zenserve.errors import ZenserveError
+from zenserve.net import describe_address
+
+log = logging.getLogger("zenserve.deploy")
+
+# The supervisor's housekeeping period: rollout steps, heartbeats and reaping
+# are at most this late.
+TICK_SECONDS = 0.02
+# Connections accepted per readiness event before other work gets a turn.
+ACCEPT_BATCH = 64
+# Out of descriptors: stop accepting this long instead of spinning.
+ACCEPT_BACKOFF_SECONDS = 0.1
+_RESOURCE_ERRORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+
+
+class Supervisor:
+    """One listening socket, the generations behind it, and the rollout between them."""
+
+    def __init__(self, listener: socket.socket, release: Release, reactor: Reactor,
+                 commands: Commands) -> None:
+        self.listener = listener
+        self.listener.setblocking(False)
+        self.reactor = reactor
+        self.fleet = Fleet(reactor)
+        self.traffic = LocalTraffic(self.fleet)
+        self.commands = commands
+        commands.attach(self)
+        self.stable = self.fleet.launch(release)
+        self.stable.role = "stable"
+        self.stable.weight = 100
+        self.stable.target = release.workers
+        self.rollout: Rollout[Generation] | None = None
+        self.stopping = False
+        self.finished = False
+        self._accepting = False
+        self._accept_resume = 0.0
+        self._signals: list[int] = []
+        self._wakeup_reader, self._wakeup_writer = socket.socketpair()
+        self._wakeup_reader.setblocking(False)
+        self._wakeup_writer.setblocking(False)
+
+    @property
+    def address(self) -> str:
+        return describe_address(self.listener.getsockname())
+
+    def start(self, ready: Callable[[str], None]) -> None:
+        """Start the first generation; call ``ready`` once it passed its health check."""
+        stable, release = self.stable, self.stable.release
+        started = wait_until(self.fleet, lambda: len(stable.ready()) >= release.workers
+                             or stable.start_failures > 0, release.health.start_timeout + 1,
+                             self.reactor)
+        if stable.start_failures or not started:
+            self.fleet.kill_all()
+            wait_until(self.fleet, lambda: self.fleet.idle, 5.0, self.reactor)
+            reason = stable.last_failure or f"not ready within {release.health.start_timeout:g}s"
+            raise ZenserveError(f"{stable.label} did not start: {reason}")
+        self._install_signals()
+        self._accept(True)
+        ready(self.address)
+
+    def serve_forever(self) -> None:
+        next_tick = 0.0
+        try:
+            while not self.finished:
+                self.reactor.run_once(TICK_SECONDS)
+                if self._signals:
+                    self._handle_signals()
+                now = time.monotonic()
+                if now >= next_tick:
+                    self._tick(now)
+                    next_tick = now + TICK_SECONDS
+        finally:
+            self.fleet.kill_all()
+            self.fleet.router.close_waiting()
+            self.commands.close()
+            signal.set_wakeup_fd(-1)
+            self._wakeup_reader.close()
+            self._wakeup_writer.close()
+
+    # Rollouts (called by the command handlers).
+
+    def check_can_begin(self, release: Release) -> None:
+        """Raise with the reason a rollout of ``release`` cannot begin now."""
+        if self.stopping:
+            raise ZenserveError("the supervisor is stopping")
+        if self.rollout is not None and self.rollout.result is None:
+            raise ZenserveError(f"a rollout of {self.rollout.candidate.release.version} is in "
+                                "progress; promote or abort it first")
+        if release.haproxy is not None:
+            raise ZenserveError(f"{release.path}: [haproxy] releases need --traffic haproxy")
+
+    def begin_rollout(self, release: Release) -> Rollout[Generation]:
+        self.check_can_begin(release)
+        candidate = self.fleet.launch(release)
+        self.rollout = Rollout(self.traffic, self.stable, candidate, release.strategy,
+                               self.commands.event)
+        return self.rollout
+
+    def _tick(self, now: float) -> None:
+        self.fleet.tick(now)
+        rollout = self.rollout
+        if rollout is not None and rollout.result is None:
+            rollout.tick()
+            if rollout.result is not None:
+                self._finish_rollout(rollout)
+        self.fleet.forget_drained({self.stable.id} | (
+            {rollout.candidate.id} if rollout is not None and rollout.result is None else set()))
+        if self.stopping:
+            self.finished = self.fleet.idle
+        elif not self._accepting and not self.fleet.router.waiting and now >= self._accept_resume:
+            self._accept(True)
+
+    def _finish_rollout(self, rollout: Rollout[Generation]) -> None:
+        candidate = rollout.candidate
+        if rollout.result == "promoted":
+            self.stable.role = "retired"
+            candidate.role = "stable"
+            self.stable = candidate
+        else:
+            candidate.role = "retired"
+        self.commands.finished(rollout)
+
+    # Accepting.
+
+    def _accept(self, on: bool) -> None:
+        if on and not self.stopping:
+            self.reactor.watch(self.listener, self._on_listener)
+        else:
+            self.reactor.unwatch(self.listener)
+        self._accepting = on and not self.stopping
+
+    def _on_listener(self) -> None:
+        router = self.fleet.router
+        for _ in range(ACCEPT_BATCH):
+            try:
+                fd, _ = self.listener._accept()  # type: ignore[attr-defined]
+            except (BlockingIOError, InterruptedError):
+                break
+            except ConnectionAbortedError:
+                continue
+            except OSError as error:
+                if error.errno not in _RESOURCE_ERRORS:
+                    raise
+                log.warning("accept() failed (%s); backing off", error.strerror)
+                self._accept_resume = time.monotonic() + ACCEPT_BACKOFF_SECONDS
+                self._accept(False)
+                return
+            router.route(fd)
+        if router.waiting:
+            self._accept(False)  # let the kernel's backlog hold the rest until workers catch up
+
+    # Signals.
+
+    def _install_signals(self) -> None:
+        signal.set_wakeup_fd(self._wakeup_writer.fileno(), warn_on_full_buffer=False)
+        self.reactor.watch(self._wakeup_reader, self._drain_wakeups)
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD):
+            signal.signal(signum, self._on_signal)
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self._signals.append(signum)
+
+    def _drain_wakeups(self) -> None:
+        try:
+            while self._wakeup_reader.recv(512):
+                pass
+        except BlockingIOError:
+            pass
+
+    def _handle_signals(self) -> None:
+        signals, self._signals = self._signals, []
+        for signum in signals:
+            if signum == signal.SIGTERM:
+                self.stop(graceful=True)
+            elif signum == signal.SIGINT:
+                self.stop(graceful=False)
+            elif signum == signal.SIGHUP:
+                self.commands.reload()
+
+    def stop(self, graceful: bool) -> None:
+        """Stop accepting, let every worker finish (or kill them all), then return."""
+        if not self.stopping:
+            self.commands.event(f"stopping ({'draining' if graceful else 'at once'})")
+            self._accept(False)
+            self.stopping = True
+            self.listener.close()
+            self.fleet.router.close_waiting()
+            self.fleet.stop_all()
+        if not graceful:
+            self.fleet.kill_all()

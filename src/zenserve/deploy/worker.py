@@ -1,0 +1,257 @@
+"""One worker process of a generation: any deployable architecture on routed connections.
+
+Started by the supervisor as ``python -m zenserve.deploy.worker SPEC`` with its
+two channels inherited (see ``channel``). The main thread runs the
+architecture's ``serve_forever``; a control thread reports counts every
+``REPORT_SECONDS`` (which is also how the supervisor knows it is alive) and
+obeys ``drain`` (hand every connection back at a request boundary, then exit)
+and ``stop`` (finish conversations where they are, then exit).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import select
+import signal
+import socket
+import sys
+import threading
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from types import FrameType
+
+from zenserve.config import Limits, ServerConfig, ServiceConfig
+from zenserve.conversation import Conversation
+from zenserve.cost import Cost, CostKind
+from zenserve.deploy import channel
+from zenserve.deploy.handoff import PROBE_PEER, RoutedListener, TrackedConversation, WorkerState
+from zenserve.errors import ZenserveError
+from zenserve.protocol import ERROR_FAULT, ERROR_INTERNAL
+from zenserve.servers import server_class
+from zenserve.servers.base import ServeContext, Server
+from zenserve.service import Handler, Service, import_handler, load_table
+from zenserve.stats import Stats
+
+log = logging.getLogger("zenserve.deploy.worker")
+
+# How often a worker reports its counts; the supervisor's view of a canary
+# step is at most this stale.
+REPORT_SECONDS = 0.1
+# At exit, how long the control thread may take to finish handing connections back.
+CONTROL_JOIN_SECONDS = 5.0
+
+
+class Tally:
+    """Answers and failed answers (injected faults, internal errors), for the canary analysis."""
+
+    __slots__ = ("answers", "failures")
+
+    def __init__(self) -> None:
+        self.answers = 0
+        self.failures = 0
+
+
+def counted(lookup: Handler, tally: Tally) -> Handler:
+    """Wrap a service's lookup so that every answer is counted, failures apart."""
+
+    def counting_lookup(question: bytes) -> bytes:
+        answer = lookup(question)
+        tally.answers += 1
+        if answer is ERROR_FAULT or answer is ERROR_INTERNAL:
+            tally.failures += 1
+        return answer
+
+    return counting_lookup
+
+
+def build_service(config: ServiceConfig) -> Service:
+    """The release's service (already validated when the release was read).
+
+    Not ``runner.build_service``: that module brings the metrics exporter, and
+    every millisecond of a worker's start is a millisecond added to each switch.
+    """
+    table = load_table(config.aphorisms) if config.aphorisms is not None else None
+    handler = import_handler(config.callable_spec) if config.callable_spec else None
+    return Service(table=table, handler=handler, cost=config.cost, fault_rate=config.fault_rate)
+
+
+def counted_service(config: ServiceConfig, tally: Tally) -> Service:
+    """The service clients get, counting every answer into ``tally``."""
+    service = build_service(config)
+    service.lookup = counted(service.lookup, tally)
+    if service.cost.is_free:
+        service.answer = service.lookup  # otherwise answer() spends the cost, then calls lookup
+    return service
+
+
+@dataclass(frozen=True)
+class WorkerContext(ServeContext):
+    """A ServeContext whose conversations can be handed back, and probes are told apart."""
+
+    state: WorkerState | None = None
+    probe_service: Service | None = None
+    probe_stats: Stats = field(default_factory=Stats)
+
+    def conversation(self, peer: str) -> Conversation:
+        if peer == PROBE_PEER and self.probe_service is not None:
+            # The health probe is not client traffic: not counted, and never faulted.
+            return Conversation(self.probe_service, self.probe_stats, self.limits, peer)
+        conversation = TrackedConversation(self.service, self.stats, self.limits, peer)
+        if self.state is not None:
+            self.state.link(peer, conversation)
+        return conversation
+
+
+def spec_to_json(config: ServerConfig) -> str:
+    """What a worker needs to serve, as one command-line argument."""
+    service, limits = config.service, config.limits
+    return json.dumps({
+        "architecture": config.architecture, "threads": config.threads,
+        "verbose": config.verbose,
+        "service": {"aphorisms": str(service.aphorisms) if service.aphorisms else None,
+                    "callable": service.callable_spec, "cost": service.cost.seconds,
+                    "cost_kind": service.cost.kind.value, "fault_rate": service.fault_rate},
+        "limits": {"max_request_bytes": limits.max_request_bytes,
+                   "idle_timeout": limits.idle_timeout,
+                   "request_timeout": limits.request_timeout,
+                   "max_connections": limits.max_connections,
+                   "graceful_timeout": limits.graceful_timeout},
+    })
+
+
+def spec_from_json(text: str) -> ServerConfig:
+    spec = json.loads(text)
+    service = spec["service"]
+    return ServerConfig(
+        architecture=spec["architecture"], threads=spec["threads"], verbose=spec["verbose"],
+        service=ServiceConfig(
+            aphorisms=Path(service["aphorisms"]) if service["aphorisms"] else None,
+            callable_spec=service["callable"],
+            cost=Cost(service["cost"], CostKind(service["cost_kind"])),
+            fault_rate=service["fault_rate"]),
+        limits=Limits(**spec["limits"]),
+    )
+
+
+class Worker:
+    """The architecture, its routed listener, and the control thread beside it."""
+
+    def __init__(self, config: ServerConfig, connection_fd: int, control_fd: int) -> None:
+        control = socket.socket(fileno=control_fd)
+        control.settimeout(5.0)  # a handoff or report never blocks a worker for long
+        self.state = WorkerState(control)
+        self.tally = Tally()
+        self.listener = RoutedListener(self.state, connection_fd)
+        probe_service = build_service(replace(config.service, fault_rate=0.0))
+        self.context = WorkerContext(config, counted_service(config.service, self.tally),
+                                     state=self.state, probe_service=probe_service)
+        self.server: Server = server_class(config.architecture)(self.listener, self.context)
+        self._stopping = False
+
+    def run(self) -> None:
+        control_thread = threading.Thread(target=self._control_loop, name="deploy-control",
+                                          daemon=True)
+        control_thread.start()
+        try:
+            self.server.serve_forever()
+        finally:
+            # The control thread may be handing queued connections back: let it
+            # finish before the channels close under it.
+            self._stopping = True
+            control_thread.join(CONTROL_JOIN_SECONDS)
+            if self.state.draining:
+                self._return_queued()
+            self._report()
+            self.state.control.close()
+            self.listener.close()
+
+    def stop(self, graceful: bool = True) -> None:
+        self.server.shutdown(graceful)
+
+    def _control_loop(self) -> None:
+        control = self.state.control
+        channel.send_message(control, {"type": "ready", "pid": os.getpid()})
+        poller = select.poll()
+        poller.register(control, select.POLLIN)
+        while not self._stopping:
+            if poller.poll(REPORT_SECONDS * 1000):
+                try:
+                    message, fd, still_open = channel.receive_control(control)
+                except OSError:
+                    still_open, message, fd = False, None, None
+                if fd is not None:
+                    os.close(fd)
+                if not still_open:
+                    log.warning("the supervisor has gone; stopping")
+                    self.state.supervisor_gone = True
+                    self.stop()
+                    return
+                self._obey(message or {})
+            if not self._report():
+                return
+
+    def _obey(self, message: channel.Message) -> None:
+        command = message.get("command")
+        if command == "drain":
+            self.state.begin_drain()
+            self.stop()
+            self._return_queued()
+        elif command == "stop":
+            self.stop()
+
+    def _return_queued(self) -> None:
+        """Connections routed here but not yet accepted go back to the supervisor."""
+        while True:
+            try:
+                received = channel.receive_connection(self.listener, socket.MSG_DONTWAIT)
+            except (BlockingIOError, OSError):
+                return
+            if received is None:
+                return
+            kind, fd = received
+            try:
+                if kind == channel.CLIENT and not self.state.supervisor_gone:
+                    channel.hand_back(self.state.control, fd)
+                    self.state.handed_off += 1
+            except OSError as error:
+                log.warning("could not hand a queued connection back: %s", error)
+            finally:
+                os.close(fd)
+
+    def _report(self) -> bool:
+        tally, stats = self.tally, self.context.stats
+        try:
+            channel.send_message(self.state.control, {
+                "type": "report", "answers": tally.answers, "failures": tally.failures,
+                "latency": self.state.latency.counts, "active": stats.connections_active,
+                "handed_off": self.state.handed_off})
+        except OSError:
+            return False
+        return True
+
+
+def main(argv: list[str]) -> int:
+    """Entry point: ``python -m zenserve.deploy.worker SPEC CONNECTION_FD CONTROL_FD``."""
+    config = spec_from_json(argv[0])
+    logging.basicConfig(level=logging.INFO if config.verbose else logging.WARNING,
+                        format="%(asctime)s %(process)d %(levelname)s %(message)s",
+                        stream=sys.stderr)
+    try:
+        worker = Worker(config, int(argv[1]), int(argv[2]))
+    except ZenserveError as error:
+        print(f"zenserve deploy worker: error: {error}", file=sys.stderr)
+        return 2
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        worker.stop(graceful=True)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides for its workers
+    worker.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
