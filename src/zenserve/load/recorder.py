@@ -102,6 +102,26 @@ def merge(encoded_histograms: list[str]) -> HdrHistogram:
     return total
 
 
+def mean_of(histogram: HdrHistogram) -> float:
+    """The mean exactly as hdrh's ``get_mean_value`` computes it, from the non-zero counts only.
+
+    hdrh walks every bucket up to the largest value with a pure-Python
+    iterator: tenths of a second per summary, and whole seconds on a busy
+    machine, which dominated short runs (``zenserve compare`` makes hundreds).
+    """
+    total_count = histogram.get_total_count()
+    if not total_count:
+        return 0.0
+    counts = list(histogram.counts)
+    total = 0
+    for index in compress(range(len(counts)), counts):
+        value = histogram.get_value_from_index(index)
+        lowest = histogram.get_lowest_equivalent_value(value)
+        highest = histogram.get_highest_equivalent_value(value)
+        total += counts[index] * (lowest + ((highest - lowest + 1) >> 1))  # the bucket's median
+    return float(total) / int(total_count)
+
+
 @dataclass(frozen=True, slots=True)
 class LatencySummary:
     """Percentiles of one histogram, in milliseconds."""
@@ -124,7 +144,7 @@ class LatencySummary:
         return cls(
             count=histogram.get_total_count(),
             min=histogram.get_min_value() / 1000,
-            mean=round(histogram.get_mean_value() / 1000, 4),
+            mean=round(mean_of(histogram) / 1000, 4),
             p50=at[50.0] / 1000,
             p90=at[90.0] / 1000,
             p99=at[99.0] / 1000,
