@@ -20,6 +20,7 @@ COMMANDS = {
     "demo": "demo",
     "bench": "bench",
     "compare": "compare",
+    "compare": "compare",
     "deploy": "deploy",
     "soak": "soak",
 }

@@ -1,0 +1,248 @@
+"""The report's figures (matplotlib, no display needed): one PNG per figure.
+
+Every point is drawn at its median with its spread (lowest to highest run)
+as an error bar or a band; points where the load generator used a full core
+are drawn hollow. Figures are built with ``matplotlib.figure.Figure`` (the
+Agg canvas), never pyplot, so nothing global changes and no display is used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from zenserve.lab import analysis
+from zenserve.lab.points import Point, architectures_of, select
+from zenserve.servers import ARCHITECTURES
+
+WIDTH, HEIGHT, DPI = 9.0, 5.0, 100
+PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2",
+           "#17becf", "#bcbd22", "#7f7f7f", "#393b79")
+HOLLOW_NOTE = "hollow: the load generator used a full core"
+
+
+def color(architecture: str) -> str:
+    """The same colour for an architecture in every figure."""
+    names = list(ARCHITECTURES)
+    index = names.index(architecture) if architecture in names else len(names)
+    return PALETTE[index % len(PALETTE)]
+
+
+def _new(rows: int = 1, columns: int = 1, height: float = HEIGHT) -> tuple[Figure, list[Axes]]:
+    figure = Figure(figsize=(WIDTH, height), dpi=DPI, layout="constrained")
+    axes = figure.subplots(rows, columns, squeeze=False)
+    return figure, [axis for row in axes for axis in row]
+
+
+def _errors(points: Sequence[Point]) -> list[list[float]]:
+    return [[max(0.0, point.median - point.low) for point in points],
+            [max(0.0, point.high - point.median) for point in points]]
+
+
+def _curve(axis: Axes, line: Sequence[Point], architecture: str, offset: float = 0.0) -> None:
+    """Median line, min-max band, markers (hollow where the generator was saturated)."""
+    line = [point for point in line if point.measured]
+    if not line:
+        return
+    xs = [point.x or 0.0 for point in line]
+    medians = [point.median + offset for point in line]
+    shade = color(architecture)
+    axis.plot(xs, medians, color=shade, label=architecture, linewidth=1.8)
+    axis.fill_between(xs, [point.low + offset for point in line],
+                      [point.high + offset for point in line], color=shade, alpha=0.18,
+                      linewidth=0)
+    for point, median in zip(line, medians, strict=True):
+        axis.plot([point.x or 0.0], [median], marker="o", markersize=6, color=shade,
+                  markerfacecolor="white" if point.saturated else shade)
+
+
+def throughput(points: Sequence[Point]) -> Figure:
+    """Section 1: answers per second against connections, a curve per architecture."""
+    figure, (axis,) = _new()
+    section = select(points, section="throughput", metric="throughput_rps")
+    for architecture in architectures_of(section):
+        _curve(axis, analysis.curve(section, architecture=architecture), architecture)
+    xs = sorted({point.x for point in section if point.x is not None})
+    axis.set_xscale("log", base=2)
+    axis.set_xticks(xs, [f"{x:g}" for x in xs])
+    axis.set_xlabel("connections (closed loop, each asks again when answered)")
+    axis.set_ylabel("correct answers per second")
+    axis.set_ylim(bottom=0)
+    axis.set_title(f"Throughput vs concurrency (median, band: min–max; {HOLLOW_NOTE})",
+                   fontsize=10)
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8)
+    return figure
+
+
+def latency_ladder(points: Sequence[Point], measured_seconds: float) -> Figure:
+    """Section 2: p99 latency against the offered rate; the knee ringed."""
+    figure, (axis,) = _new()
+    section = select(points, section="latency", metric="latency_p99_ms")
+    for architecture in architectures_of(section):
+        _curve(axis, analysis.curve(section, architecture=architecture), architecture)
+    for knee in analysis.knees(points, measured_seconds):
+        if knee.last_sustained is not None:
+            axis.plot([knee.last_sustained.rate], [knee.last_sustained.p99], marker="o",
+                      markersize=14, color=color(knee.architecture), fillstyle="none")
+    fixed = analysis.fixed_rate(points)
+    if fixed is not None:
+        axis.axvline(fixed, color="grey", linestyle=":", linewidth=1)
+        axis.annotate("fixed rate", (fixed, 1), xycoords=("data", "axes fraction"),
+                      xytext=(3, -12), textcoords="offset points", fontsize=8, color="grey")
+    axis.set_yscale("log")
+    axis.set_xlabel("offered rate, requests per second (open loop, a new connection each)")
+    axis.set_ylabel("p99 latency, ms (from the intended send time)")
+    axis.set_title("Throughput–latency: the knee (ringed: the last rate sustained)", fontsize=10)
+    axis.grid(alpha=0.3, which="both")
+    axis.legend(fontsize=8)
+    return figure
+
+
+def _bars(axis: Axes, groups: Sequence[str], series: Sequence[str],
+          value: dict[tuple[str, str], Point], colors: Sequence[str]) -> None:
+    """Grouped bars: one group per ``groups`` item, one bar per ``series`` item."""
+    width = 0.8 / max(1, len(series))
+    for index, (name, shade) in enumerate(zip(series, colors, strict=True)):
+        chosen = [(position, value[(group, name)]) for position, group in enumerate(groups)
+                  if (group, name) in value and value[(group, name)].measured]
+        if not chosen:
+            continue
+        xs = [position - 0.4 + width * (index + 0.5) for position, _ in chosen]
+        bars = [point for _, point in chosen]
+        axis.bar(xs, [point.median for point in bars], width, yerr=_errors(bars), capsize=3,
+                 label=name, color=shade, edgecolor=shade,
+                 hatch=None, alpha=0.85)
+        for x, point in zip(xs, bars, strict=True):
+            if point.saturated:
+                axis.plot([x], [point.median], marker="o", color=shade, markerfacecolor="white")
+    axis.set_xticks(range(len(groups)), groups, fontsize=8)
+
+
+def _shades(count: int) -> list[str]:
+    return [PALETTE[index % len(PALETTE)] for index in range(count)]
+
+
+def latency_at_fixed_rate(points: Sequence[Point]) -> Figure:
+    """Section 2: latency percentiles of every architecture at the fixed rate."""
+    figure, (axis,) = _new()
+    fixed = analysis.fixed_rate(points)
+    chosen = select(points, section="latency", x=fixed) if fixed is not None else []
+    names = architectures_of(chosen)
+    metrics = {"p50": "latency_p50_ms", "p90": "latency_p90_ms", "p99": "latency_p99_ms",
+               "p99.9": "latency_p999_ms", "max": "latency_max_ms"}
+    value = {(point.architecture, label): point for point in chosen
+             for label, metric in metrics.items() if point.metric == metric}
+    _bars(axis, names, list(metrics), value, _shades(len(metrics)))
+    axis.set_yscale("log")
+    axis.set_ylabel("latency, ms (log scale)")
+    rate = f"{fixed:,.0f} req/s" if fixed is not None else "no rate"
+    axis.set_title(f"Latency percentiles at {rate}, open loop (error bars: min–max of runs)",
+                   fontsize=10)
+    axis.grid(alpha=0.3, axis="y", which="both")
+    axis.legend(fontsize=8)
+    return figure
+
+
+def concurrency(points: Sequence[Point]) -> Figure:
+    """Section 3: share of probes answered against idle connections held."""
+    figure, (axis,) = _new()
+    section = select(points, section="concurrency", metric="served_fraction")
+    names = architectures_of(section)
+    for index, architecture in enumerate(names):
+        # Lines are nudged apart so that equal curves do not hide one another.
+        offset = 0.015 * (index - (len(names) - 1) / 2)
+        _curve(axis, analysis.curve(section, architecture=architecture), architecture, offset)
+    xs = sorted({point.x for point in section if point.x is not None})
+    axis.set_xscale("symlog", base=2, linthresh=1)
+    axis.set_xticks(xs, [f"{x:g}" for x in xs])
+    axis.set_ylim(-0.08, 1.08)
+    axis.set_xlabel("idle connections held open (connected, silent)")
+    axis.set_ylabel("share of probe clients answered")
+    axis.set_title("Concurrency: how many clients are served at once", fontsize=10)
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8)
+    return figure
+
+
+def availability(points: Sequence[Point]) -> Figure:
+    """Section 4: success ratio and p99 of normal clients under each condition."""
+    figure, (left, right) = _new(1, 2)
+    section = select(points, section="availability")
+    names = architectures_of(section)
+    conditions = list(dict.fromkeys(point.condition for point in section))
+    for axis, metric in ((left, "success_ratio"), (right, "latency_p99_ms")):
+        value = {(point.architecture, point.condition): point
+                 for point in select(section, metric=metric)}
+        _bars(axis, names, conditions, value, _shades(len(conditions)))
+        axis.grid(alpha=0.3, axis="y", which="both")
+    left.set_ylim(0, 1.05)
+    left.set_ylabel("share of normal requests answered")
+    left.set_title("Normal clients' success ratio", fontsize=10)
+    right.set_yscale("log")
+    right.set_ylabel("p99 latency of normal clients, ms")
+    right.set_title("Normal clients' p99 (missing: no answers)", fontsize=10)
+    left.legend(fontsize=7, title="misbehaving clients", title_fontsize=7)
+    return figure
+
+
+def worker_kill(points: Sequence[Point]) -> Figure:
+    """Section 4: requests lost and time to a replacement when a worker is killed."""
+    figure, (left, right) = _new(1, 2, height=4.0)
+    section = select(points, section="worker_kill")
+    names = architectures_of(section)
+    for axis, metric, label in ((left, "requests_lost", "normal requests lost"),
+                                (right, "recovery_ms", "ms from SIGKILL to a new worker")):
+        value = {(point.architecture, metric): point for point in select(section, metric=metric)}
+        _bars(axis, names, [metric], value, [PALETTE[0] if metric == "requests_lost"
+                                             else PALETTE[2]])
+        axis.set_ylabel(label)
+        axis.grid(alpha=0.3, axis="y")
+    left.set_title("--workers 2, one SIGKILLed mid-run", fontsize=10)
+    right.set_title("time until the supervisor's replacement runs", fontsize=10)
+    return figure
+
+
+def scalability(points: Sequence[Point], cost: str) -> Figure:
+    """Section 5: throughput per cost kind, architecture and worker count."""
+    section = select(points, section="scalability", metric="throughput_rps")
+    kinds = list(dict.fromkeys(point.cost_kind for point in section)) or ["-"]
+    figure, axes = _new(1, len(kinds))
+    names = architectures_of(section)
+    workers = sorted({point.workers for point in section})
+    for axis, kind in zip(axes, kinds, strict=True):
+        value = {(point.architecture, f"--workers {point.workers}"): point
+                 for point in select(section, cost_kind=kind)}
+        _bars(axis, names, [f"--workers {count}" for count in workers], value,
+              _shades(len(workers)))
+        axis.set_title(f"{cost} of {kind} per request", fontsize=10)
+        axis.grid(alpha=0.3, axis="y")
+        axis.tick_params(axis="x", labelrotation=20)
+    axes[0].set_ylabel("correct answers per second")
+    axes[0].legend(fontsize=8)
+    return figure
+
+
+def build_all(points: Sequence[Point], measured_seconds: float,
+              cost: str) -> dict[str, tuple[str, Figure]]:
+    """Every figure, by file name: (title, figure)."""
+    return {
+        "throughput.png": ("Throughput vs concurrency", throughput(points)),
+        "latency_ladder.png": ("Throughput–latency (rate ladder)",
+                               latency_ladder(points, measured_seconds)),
+        "latency_fixed_rate.png": ("Latency percentiles at the fixed rate",
+                                   latency_at_fixed_rate(points)),
+        "concurrency.png": ("Clients served at once", concurrency(points)),
+        "availability.png": ("Normal clients beside misbehaving ones", availability(points)),
+        "worker_kill.png": ("A worker killed mid-run", worker_kill(points)),
+        "scalability.png": ("Cost kind × architecture × workers", scalability(points, cost)),
+    }
+
+
+def save(figure: Figure, path: Path) -> bytes:
+    """Write ``figure`` as PNG to ``path``; return the PNG bytes (for the HTML report)."""
+    figure.savefig(path, format="png")
+    return path.read_bytes()

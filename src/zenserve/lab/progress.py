@@ -1,0 +1,66 @@
+"""How `zenserve compare` shows its progress: rich bars on a terminal, plain lines otherwise."""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+
+class ProgressReporter:
+    """Two bars (the whole comparison, the current section) and the step being measured."""
+
+    def __init__(self, console: Console, total_steps: int) -> None:
+        self.console = console
+        self.total_steps = total_steps
+        self.bars: Progress | None = None
+        self.overall = TaskID(0)
+        self.current = TaskID(0)
+
+    def __enter__(self) -> ProgressReporter:
+        if self.console.is_terminal:
+            self.bars = Progress(
+                TextColumn("{task.description:<34}"), BarColumn(bar_width=30),
+                MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
+                TextColumn("[dim]{task.fields[doing]}"), console=self.console, transient=True)
+            self.bars.__enter__()
+            self.overall = self.bars.add_task("all experiments", total=self.total_steps,
+                                              doing="")
+            self.current = self.bars.add_task("starting", total=1, doing="")
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        if self.bars is not None:
+            self.bars.__exit__(kind, value, traceback)
+
+    def section(self, title: str, steps: int) -> None:
+        """Start the section bar again for ``title``."""
+        if self.bars is not None:
+            self.bars.reset(self.current, total=max(1, steps), description=title, doing="")
+        else:
+            self.console.print(f"{title} ({steps} steps)", highlight=False)
+
+    def step(self, text: str) -> None:
+        """Show what is being measured now."""
+        if self.bars is not None:
+            self.bars.update(self.current, doing=text)
+
+    def advance(self, steps: int = 1) -> None:
+        """Move both bars on."""
+        if self.bars is not None and steps:
+            self.bars.advance(self.current, steps)
+            self.bars.advance(self.overall, steps)
+
+    def warn(self, text: str) -> None:
+        """A warning line above the bars."""
+        self.console.print(f"warning: {text}", style="yellow", highlight=False)
