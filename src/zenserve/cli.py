@@ -20,7 +20,6 @@ COMMANDS = {
     "demo": "demo",
     "bench": "bench",
     "compare": "compare",
-    "compare": "compare",
     "deploy": "deploy",
     "soak": "soak",
 }
