@@ -98,17 +98,26 @@ class Deployment:
     def release(self, path: Path, strategy: str | None = None,
                 timeout: float = 30.0) -> dict[str, object]:
         """Roll out ``path`` through the control socket and wait for its result."""
+        return self.wait(self.begin(path, strategy), timeout)
+
+    def begin(self, path: Path, strategy: str | None = None) -> int:
+        """Start rolling out ``path``; its deployment number."""
         answer = self.client.request({"command": "release", "path": str(path),
                                       "strategy": strategy})
         assert "error" not in answer, answer
-        return self.wait(int(str(answer["deployment"])), timeout)
+        return int(str(answer["deployment"]))
 
     def wait(self, deployment: int, timeout: float = 30.0) -> dict[str, object]:
+        """The rollout's result, with its events (text, monotonic clock) under "events"."""
         result: dict[str, object] = {}
+        events: list[tuple[str, float]] = []
         for message in self.client.stream({"command": "wait", "deployment": deployment},
                                           timeout):
-            if "event" not in message:
+            if "event" in message:
+                events.append((message["event"], message["clock"]))
+            else:
                 result = message
+        result["events"] = events
         return result
 
     def status(self) -> dict[str, object]:

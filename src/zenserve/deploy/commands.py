@@ -38,7 +38,7 @@ class Commands:
         self._supervisor: Supervisor | None = None
         self.events: deque[tuple[float, str]] = deque(maxlen=EVENTS_KEPT)
         self.deployment = 0  # the id of the latest rollout
-        self.rollout_events: list[tuple[float, str]] = []
+        self.rollout_events: list[tuple[float, float, str]] = []
         self.history: dict[int, Message] = {}
         self.waiters: list[Peer] = []
 
@@ -95,8 +95,8 @@ class Commands:
             return self.history[deployment]
         if deployment != self.deployment or self.supervisor.rollout is None:
             raise ZenserveError(f"no deployment {deployment}")
-        for when, text in self.rollout_events:
-            if not peer.send({"event": text, "time": when}):
+        for when, clock, text in self.rollout_events:
+            if not peer.send({"event": text, "time": when, "clock": clock}):
                 return None
         self.waiters.append(peer)
         return None
@@ -138,11 +138,12 @@ class Commands:
 
     def event(self, text: str) -> None:
         """Record, print and stream one rollout event."""
-        now = time.time()
+        now, clock = time.time(), time.monotonic()  # wall time to read, clock to compare
         self.events.append((now, text))
-        self.rollout_events.append((now, text))
+        self.rollout_events.append((now, clock, text))
         print(f"zenserve deploy: {text}", file=sys.stderr, flush=True)
-        self.waiters = [peer for peer in self.waiters if peer.send({"event": text, "time": now})]
+        message = {"event": text, "time": now, "clock": clock}
+        self.waiters = [peer for peer in self.waiters if peer.send(message)]
 
     def finished(self, rollout: Rollout[Any]) -> None:
         result = {"deployment": self.deployment, "version": rollout.candidate.release.version,

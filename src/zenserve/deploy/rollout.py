@@ -164,7 +164,7 @@ class Rollout(Generic[Unit]):
         self.traffic.set_weights({self.candidate: share, self.stable: 100 - share})
         self.step_started = self._clock()
         self.baseline = self.traffic.sample(self.candidate)
-        self.verdict = Verdict("hold", "not judged yet")
+        self.verdict = judge(Sample(), self.strategy)
         self._emit(f"{self.candidate.label}: step {self.step + 1} of "
                    f"{len(self.strategy.steps)}: {share}% of new connections")
 
