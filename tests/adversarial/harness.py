@@ -19,6 +19,9 @@ from zenserve.process import ServerProcess
 from zenserve.servers import ARCHITECTURES, Architecture
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+# Architectures that fork a process for each connection: a crash there takes
+# one connection's process, and every connection costs a fork().
+FORKS_PER_CONNECTION = frozenset({"forking"})
 Setup = tuple[Architecture, tuple[str, ...]]
 
 
