@@ -3,8 +3,8 @@
     .venv/bin/python benchmarks/profile_hotspots.py                  # event-loop architectures
     .venv/bin/python benchmarks/profile_hotspots.py --arch poll --workers 2 --connections 100
 
-For the C reference, the book's poll and asyncio listings and each chosen
-zenserve architecture, under the C load generator at one connection count:
+For the C reference, each chosen zenserve architecture and the book listings
+they are raced against, under the C load generator at one connection count:
 a clean run (rate; the server's user and system CPU µs per request, workers
 included), a run under ``strace -c -f`` (syscalls per request, by call) and,
 for Python servers, a run under py-spy (functions by share of samples).
@@ -23,7 +23,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from architectures import ServeFeatures, prepare_listings
+from architectures import (
+    BOOK_COUNTERPARTS,
+    INHERITING_ARCHITECTURES,
+    ServeFeatures,
+    prepare_listings,
+)
 from contenders import (
     Contender,
     RunningServer,
@@ -46,7 +51,6 @@ from zenserve.errors import ZenserveError
 from zenserve.servers import ARCHITECTURES
 
 SECTION = "profile"
-BOOK_LISTINGS = ("srv_async.py", "srv_asyncio1.py")
 TOP_FUNCTIONS = 12
 TOP_SYSCALLS = 6
 
@@ -56,7 +60,6 @@ class Profile:
     """Everything measured for one server."""
 
     label: str
-    processes: int = 1  # server processes (workers), each at most one core
     cpu: CpuProfile | None = None
     syscalls_per_request: dict[str, float] = field(default_factory=dict)
     stacks: StackProfile | None = None
@@ -64,9 +67,9 @@ class Profile:
 
 
 def profile_one(label: str, contender: Contender, load: Path, connections: int,
-                seconds: float, processes: int) -> Profile:
+                seconds: float) -> Profile:
     """A clean run, an strace run and (for Python) a py-spy run of one server."""
-    profile = Profile(label, processes)
+    profile = Profile(label)
     with RunningServer(contender) as server:
         def drive() -> LoadResult:
             return run_reference_load(load, server.port, connections, seconds)
@@ -102,17 +105,17 @@ def sample_stacks(pid: int, drive: Callable[[], LoadResult],
         return parse_pyspy_raw(output.read_text()) if output.exists() else None
 
 
-def cpu_ceiling(profile: Profile, cores: int) -> float | None:
+def cpu_ceiling(cpu: CpuProfile | None, cores: int) -> float | None:
     """The most req/s this machine's cores allow at the measured CPU cost per request.
 
-    Each server process uses at most one core, the load generator one, and
-    together they share all of them.
+    Each busy server process uses at most one core (threads share one, the
+    GIL's), the load generator one, and together they share all of them.
     """
-    cpu = profile.cpu
     if cpu is None or not cpu.rate:
         return None
     server_us, load_us = cpu.user_us + cpu.system_us, cpu.load_us
-    return 1e6 * min(profile.processes / server_us, 1 / load_us, cores / (server_us + load_us))
+    return 1e6 * min(min(cores, cpu.busy_processes) / server_us, 1 / load_us,
+                     cores / (server_us + load_us))
 
 
 def summary_table(profiles: Sequence[Profile]) -> list[str]:
@@ -130,7 +133,7 @@ def summary_table(profiles: Sequence[Profile]) -> list[str]:
         top = ", ".join(f"{name} {count:.2f}" for name, count in
                         sorted(calls.items(), key=lambda item: -item[1])[:TOP_SYSCALLS])
         load_text = f"{cpu.load_us:.1f}" if cpu and cpu.rate else "n/a"
-        ceiling = cpu_ceiling(profile, cores)
+        ceiling = cpu_ceiling(cpu, cores)
         ceiling_text = f"{ceiling:,.0f}" if ceiling else "n/a"
         lines.append(f"| {profile.label} | {rate} | {cpu_text} | {load_text} | {ceiling_text} "
                      f"| {total} | {top} |")
@@ -187,21 +190,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
         listings = prepare_listings(Path(scratch) / "book")
         workers = f" --workers {args.workers}" if args.workers else ""
-        processes = max(1, args.workers)
-        contenders = [c_reference_contender(tools.server, processes)]
-        contenders += [book_contender(listings[name]) for name in BOOK_LISTINGS
-                       if name in listings]
+        contenders = [c_reference_contender(tools.server, max(1, args.workers))]
+        books = dict.fromkeys(BOOK_COUNTERPARTS[name].listing for name in args.arch
+                              if name in BOOK_COUNTERPARTS)  # in order, each once
+        contenders += [book_contender(listings[name]) for name in books if name in listings]
         labels = [contender.label for contender in contenders]
-        counts = [processes] + [1] * (len(contenders) - 1)
         for name in args.arch:
-            contenders.append(zenserve_contender(name, extra=extra))
+            contenders.append(zenserve_contender(name, extra=extra,
+                                                 inherit=name in INHERITING_ARCHITECTURES))
             labels.append(f"zenserve {name}{workers}")
-            counts.append(processes)
-        for label, contender, count in zip(labels, contenders, counts, strict=True):
+        for label, contender in zip(labels, contenders, strict=True):
             print(f"profiling {label}", file=sys.stderr, flush=True)
             try:
                 profiles.append(profile_one(label, contender, tools.load, args.connections,
-                                            args.seconds, count))
+                                            args.seconds))
             except (ZenserveError, RuntimeError) as error:
                 profiles.append(Profile(label, failure=str(error)))
     text = "\n".join(["## Where the time goes (profile_hotspots.py)", "",

@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -29,6 +30,8 @@ PYSPY_RATE_HZ = 500
 # "serve_forever (/work/main/src/zenserve/servers/poll.py:57)" -> function and file
 _FRAME = re.compile(r"^(?P<function>.*?) \((?P<file>[^()]*?)(?::\d+)?\)$")
 TRACER_START_TIMEOUT = 15.0
+# A process using this share of a core during a run counts as one that serves.
+BUSY_SHARE = 0.1
 TRACER_STOP_TIMEOUT = 30.0
 
 
@@ -38,15 +41,56 @@ def family(pid: int) -> list[psutil.Process]:
     return [leader, *leader.children(recursive=True)]
 
 
-def cpu_seconds(processes: list[psutil.Process]) -> tuple[float, float]:
-    """User and system CPU seconds used so far by ``processes`` (those still alive)."""
-    user = system = 0.0
-    for process in processes:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            times = process.cpu_times()
-            user += times.user
-            system += times.system
-    return user, system
+class CpuSampler:
+    """CPU seconds used by a server's process family over a run, forked children included.
+
+    A forking server makes a process per connection that lives only as long as
+    its client, so one look before and one after would miss them (or see them
+    vanish): the family is looked at every ``SAMPLE_SECONDS`` from a thread, and
+    each process (told apart by pid and start time) counts from its first
+    sighting (zero if born during the run) to its last.
+    """
+
+    SAMPLE_SECONDS = 0.05
+
+    def __init__(self, pid: int) -> None:
+        self._pid = pid
+        self._first: dict[tuple[int, float], tuple[float, float]] = {}
+        self._last: dict[tuple[int, float], tuple[float, float]] = {}
+        self._stop = threading.Event()
+        self._sample(baseline=True)
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _sample(self, baseline: bool = False) -> None:
+        try:
+            processes = family(self._pid)
+        except psutil.NoSuchProcess:
+            return
+        for process in processes:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                key = (process.pid, process.create_time())
+                times = process.cpu_times()
+                self._first.setdefault(key, (times.user, times.system) if baseline else (0, 0))
+                self._last[key] = (times.user, times.system)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.SAMPLE_SECONDS):
+            self._sample()
+
+    def stop(self) -> tuple[float, float]:
+        """Stop sampling; user and system seconds used since the sampler started."""
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+        user = sum(last[0] - self._first[key][0] for key, last in self._last.items())
+        system = sum(last[1] - self._first[key][1] for key, last in self._last.items())
+        return user, system
+
+    def busy_processes(self, seconds: float) -> int:
+        """How many processes of the family used at least a tenth of a core over ``seconds``."""
+        return sum(1 for key, last in self._last.items()
+                   if sum(last) - sum(self._first[key]) >= BUSY_SHARE * seconds)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,25 +101,27 @@ class CpuProfile:
     user_us: float = 0.0
     system_us: float = 0.0
     load_us: float = 0.0  # the C load generator's user + system time
+    busy_processes: int = 1  # server processes that did the work (workers, forked children)
     failure: str = ""
 
 
 def measure_cpu(pid: int, drive: Callable[[], LoadResult], seconds: float) -> CpuProfile:
     """Run ``drive`` and charge the server's (and the load's) CPU time to its requests."""
-    processes = family(pid)
-    user_before, system_before = cpu_seconds(processes)
+    sampler = CpuSampler(pid)
     # The load generator is our child: its time shows in RUSAGE_CHILDREN once reaped.
     load_before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    result = drive()
+    try:
+        result = drive()
+    finally:
+        user, system = sampler.stop()
     load_after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    user_after, system_after = cpu_seconds(processes)
     if result.rate is None or result.rate == 0:
         return CpuProfile(None, failure=result.failure or "no requests")
     per_request = 1e6 / (result.rate * seconds)
     load_seconds = (load_after.ru_utime - load_before.ru_utime
                     + load_after.ru_stime - load_before.ru_stime)
-    return CpuProfile(result.rate, (user_after - user_before) * per_request,
-                      (system_after - system_before) * per_request, load_seconds * per_request)
+    return CpuProfile(result.rate, user * per_request, system * per_request,
+                      load_seconds * per_request, max(1, sampler.busy_processes(seconds)))
 
 
 def parse_strace_summary(text: str) -> Counter[str]:
