@@ -121,8 +121,8 @@ def cpu_ceiling(cpu: CpuProfile | None, cores: int) -> float | None:
 def summary_table(profiles: Sequence[Profile]) -> list[str]:
     cores = os.cpu_count() or 1
     lines = ["| server | req/s (clean run) | server CPU µs/req (user + sys) | load generator "
-             f"CPU µs/req | CPU-bound ceiling on {cores} cores, req/s | syscalls/req | "
-             "top syscalls per request |", "|---|---|---|---|---|---|---|"]
+             f"CPU µs/req | busy server processes | CPU-bound ceiling on {cores} cores, req/s | "
+             "syscalls/req | top syscalls per request |", "|---|---|---|---|---|---|---|---|"]
     for profile in profiles:
         cpu = profile.cpu
         rate = f"{cpu.rate:,.0f}" if cpu and cpu.rate else f"n/a {cpu.failure if cpu else ''}"
@@ -135,8 +135,9 @@ def summary_table(profiles: Sequence[Profile]) -> list[str]:
         load_text = f"{cpu.load_us:.1f}" if cpu and cpu.rate else "n/a"
         ceiling = cpu_ceiling(cpu, cores)
         ceiling_text = f"{ceiling:,.0f}" if ceiling else "n/a"
-        lines.append(f"| {profile.label} | {rate} | {cpu_text} | {load_text} | {ceiling_text} "
-                     f"| {total} | {top} |")
+        busy = str(cpu.busy_processes) if cpu and cpu.rate else "n/a"
+        lines.append(f"| {profile.label} | {rate} | {cpu_text} | {load_text} | {busy} "
+                     f"| {ceiling_text} | {total} | {top} |")
     return lines
 
 
