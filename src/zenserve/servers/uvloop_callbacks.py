@@ -4,6 +4,11 @@ This is the one file of zenserve that imports uvloop: the protocol, the
 accepting, the sweep and the shutdown are asyncio-callbacks' own, only the
 loop differs. Importing this module without uvloop installed fails, and the
 registry turns that into a one-line error.
+
+Accepting stays asyncio-callbacks' own (``aio``) rather than uvloop's
+``create_server``: out of descriptors, libuv accepts every queued connection
+and closes it at once (its reserve-descriptor trick), so those clients are
+dropped; backing off leaves them queued until descriptors are free again.
 """
 
 from __future__ import annotations
