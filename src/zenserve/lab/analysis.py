@@ -53,7 +53,8 @@ class ThroughputShape:
     last_x: float
     last: float
     grows_until: float  # the fewest connections within NEAR_PEAK of the peak
-    unanswered_at_last: float  # requests without an answer per run, at the last point
+    p99_at_last: float  # latency at the last point, ms
+    slowest_at_last: float
 
     @property
     def growth(self) -> float:
@@ -75,10 +76,11 @@ def throughput_shapes(points: Sequence[Point]) -> list[ThroughputShape]:
         last = line[-1]
         assert last.x is not None and peak.x is not None and near.x is not None
         assert line[0].x is not None
+        at_last = {"architecture": architecture}
         shapes.append(ThroughputShape(
             architecture, line[0].x, line[0].median, peak.x, peak.median, last.x, last.median,
-            near.x, value_at(section, last.x, architecture=architecture,
-                             metric="failed_requests")))
+            near.x, value_at(section, last.x, metric="latency_p99_ms", **at_last),
+            value_at(section, last.x, metric="latency_max_ms", **at_last)))
     return shapes
 
 

@@ -104,22 +104,36 @@ def latency_ladder(points: Sequence[Point], measured_seconds: float) -> Figure:
 
 def _bars(axis: Axes, groups: Sequence[str], series: Sequence[str],
           value: dict[tuple[str, str], Point], colors: Sequence[str]) -> None:
-    """Grouped bars: one group per ``groups`` item, one bar per ``series`` item."""
+    """Grouped bars: one group per ``groups`` item, one bar per ``series`` item.
+
+    A bar whose runs measured nothing says so in words, and a zero says "0",
+    so that an empty place never reads as a missing measurement.
+    """
     width = 0.8 / max(1, len(series))
     for index, (name, shade) in enumerate(zip(series, colors, strict=True)):
-        chosen = [(position, value[(group, name)]) for position, group in enumerate(groups)
-                  if (group, name) in value and value[(group, name)].measured]
-        if not chosen:
-            continue
-        xs = [position - 0.4 + width * (index + 0.5) for position, _ in chosen]
-        bars = [point for _, point in chosen]
-        axis.bar(xs, [point.median for point in bars], width, yerr=_errors(bars), capsize=3,
-                 label=name, color=shade, edgecolor=shade,
-                 hatch=None, alpha=0.85)
-        for x, point in zip(xs, bars, strict=True):
-            if point.saturated:
+        placed = [(position - 0.4 + width * (index + 0.5), value[(group, name)])
+                  for position, group in enumerate(groups) if (group, name) in value]
+        measured = [(x, point) for x, point in placed if point.measured]
+        if measured:
+            bars = [point for _, point in measured]
+            axis.bar([x for x, _ in measured], [point.median for point in bars], width,
+                     yerr=_errors(bars), capsize=3, label=name, color=shade, alpha=0.85)
+        for x, point in placed:
+            if point.measured and point.saturated:
                 axis.plot([x], [point.median], marker="o", color=shade, markerfacecolor="white")
+            if not point.measured or point.median == 0:
+                axis.annotate("no answers" if not point.measured else "0", (x, 0),
+                              xycoords=("data", "axes fraction"), xytext=(0, 4),
+                              textcoords="offset points", ha="center", fontsize=7,
+                              rotation=90 if not point.measured else 0, color=shade)
     axis.set_xticks(range(len(groups)), groups, fontsize=8)
+
+
+def _log_floor(axis: Axes, points: Sequence[Point]) -> None:
+    """On a log axis, start a little below the smallest value so every bar shows."""
+    lows = [point.low for point in points if point.measured and point.low > 0]
+    if lows:
+        axis.set_ylim(bottom=min(lows) / 2)
 
 
 def _shades(count: int) -> list[str]:
@@ -138,6 +152,7 @@ def latency_at_fixed_rate(points: Sequence[Point]) -> Figure:
              for label, metric in metrics.items() if point.metric == metric}
     _bars(axis, names, list(metrics), value, _shades(len(metrics)))
     axis.set_yscale("log")
+    _log_floor(axis, list(value.values()))
     axis.set_ylabel("latency, ms (log scale)")
     rate = f"{fixed:,.0f} req/s" if fixed is not None else "no rate"
     axis.set_title(f"Latency percentiles at {rate}, open loop (error bars: min–max of runs)",
@@ -183,6 +198,7 @@ def availability(points: Sequence[Point]) -> Figure:
     left.set_ylabel("share of normal requests answered")
     left.set_title("Normal clients' success ratio", fontsize=10)
     right.set_yscale("log")
+    _log_floor(right, select(section, metric="latency_p99_ms"))
     right.set_ylabel("p99 latency of normal clients, ms")
     right.set_title("Normal clients' p99 (missing: no answers)", fontsize=10)
     left.legend(fontsize=7, title="misbehaving clients", title_fontsize=7)

@@ -17,6 +17,8 @@ from zenserve.lab.points import Point, architectures_of, select
 
 # Spread (highest minus lowest, over the median) beyond which runs disagreed.
 NOISY_SPREAD = 0.3
+# A slowest answer this many times the p99 means a few clients waited, not all.
+WAITED = 20
 # Success ratios at or above this count as unharmed; below HARMED, as harmed.
 UNHARMED = 0.99
 HARMED = 0.9
@@ -62,9 +64,10 @@ def throughput(points: Sequence[Point]) -> list[str]:
                     f"({count(shape.peak_x, 'connection')}) and does not grow with more "
                     f"connections: with {count(shape.last_x, 'connection')} it answers "
                     f"{rate(shape.last)}")
-            if shape.unanswered_at_last >= shape.last_x / 2:
-                text += (f", and {shape.unanswered_at_last:,.0f} of those connections got no "
-                         f"answer at all in a run")
+            if shape.slowest_at_last >= WAITED * max(shape.p99_at_last, 0.001):
+                text += (f"; there p99 is {millis(shape.p99_at_last)} but the slowest answer "
+                         f"took {millis(shape.slowest_at_last)}: some connections waited that "
+                         f"long for an answer")
         else:
             text = (f"{shape.architecture} grows from {rate(shape.first)} with "
                     f"{count(shape.first_x, 'connection')} until about "

@@ -31,6 +31,10 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 details { margin: 0.8em 0; } summary { cursor: pointer; color: #1f5fa8; }
 """
 
+MACHINE_LABELS = {"nproc": "cores (nproc)", "cpu_model": "CPU", "memory_gib": "memory, GiB",
+                  "kernel": "kernel", "python": "Python", "date": "date",
+                  "load_average_at_start": "load average at the start", "zenserve": "zenserve"}
+
 SECTIONS = (
     ("throughput", "1. Throughput vs concurrency", ("throughput.png",), ("throughput",)),
     ("latency", "2. Response time", ("latency_fixed_rate.png", "latency_ladder.png"),
@@ -116,7 +120,8 @@ def render(results: Results, plan: Plan, images: dict[str, bytes],
            fixed_rate: float | None) -> str:
     """The whole report as one HTML string."""
     explained = methods(plan, fixed_rate)
-    machine = "".join(f"<tr><th>{escape(str(key))}</th><td>{escape(str(value))}</td></tr>"
+    machine = "".join(f"<tr><th>{escape(MACHINE_LABELS.get(key, key))}</th>"
+                      f"<td>{escape(str(value))}</td></tr>"
                       for key, value in results.machine.items())
     parts = [
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">",
