@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from zenserve.deploy.analysis import Sample
@@ -29,8 +30,9 @@ RECENT_SECONDS = 10.0
 class Fleet:
     """Every generation on this host, their workers and the router between them."""
 
-    def __init__(self, reactor: Reactor) -> None:
+    def __init__(self, reactor: Reactor, on_event: Callable[[str], None]) -> None:
         self.reactor = reactor
+        self._event = on_event
         self.generations: dict[int, Generation] = {}
         self.router = Router(self._watch_backlog)
         self.recent: dict[int, deque[tuple[float, Sample]]] = {}
@@ -51,9 +53,11 @@ class Fleet:
             for worker in list(generation.workers):
                 if worker.reap(now):
                     generation.exited(worker, now)
-                    if not worker.exit_expected:
-                        log.warning("%s: worker %d exited (%s); replacing it", generation.label,
-                                    worker.pid, worker.failure or generation.last_failure)
+                    if not worker.exit_expected and generation.target:
+                        reason = worker.failure or (
+                            f"exited with status {worker.process.returncode}")
+                        self._event(f"{generation.label}: worker {worker.pid} {reason}; "
+                                    "replacing it")
                 else:
                     worker.check_health(now)
             self._grow(generation, now)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import logging
 import os
 import subprocess
 import sys
@@ -23,8 +22,6 @@ from zenserve.deploy.probe import Probe
 from zenserve.deploy.reactor import Reactor
 from zenserve.deploy.release import Release
 from zenserve.deploy.worker import spec_to_json
-
-log = logging.getLogger("zenserve.deploy")
 
 STARTING, READY, DRAINING, STOPPING, EXITED = "starting", "ready", "draining", "stopping", "exited"
 # A heartbeat answered wrongly this many times in a row means the worker is unhealthy.
@@ -112,8 +109,7 @@ class WorkerProcess:
     def kill(self, reason: str) -> None:
         """SIGKILL: for a worker that cannot be asked (dead channel, stuck, past its deadline)."""
         if self.failure == "":
-            self.failure = reason
-        log.warning("worker %d of %s: %s; killing it", self.pid, self.generation.label, reason)
+            self.failure = f"killed: {reason}"
         with contextlib.suppress(ProcessLookupError):
             self.process.kill()
         if self.state != EXITED:

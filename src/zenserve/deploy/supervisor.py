@@ -48,7 +48,7 @@ class Supervisor:
         self.listener = listener
         self.listener.setblocking(False)
         self.reactor = reactor
-        self.fleet = Fleet(reactor)
+        self.fleet = Fleet(reactor, commands.event)
         self.traffic = LocalTraffic(self.fleet)
         self.commands = commands
         commands.attach(self)

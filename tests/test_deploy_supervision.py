@@ -1,0 +1,133 @@
+"""The supervisor's duties: heal workers, reload on SIGHUP, drain on SIGTERM, own the socket."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.deploy_helpers import (
+    SOCKET_TIMEOUT,
+    LoadClients,
+    deployment,
+    environment_without_listen_fds,
+    version_of,
+    write_release,
+)
+from tests.helpers import wait_for
+from zenserve.deploy.control import default_control_path
+
+
+def test_the_control_socket_is_for_its_owner_only(tmp_path: Path) -> None:
+    with deployment(write_release(tmp_path, "v1"), tmp_path / "control.sock") as running:
+        mode = stat.S_IMODE((tmp_path / "control.sock").stat().st_mode)
+        assert mode == 0o600
+        second = subprocess.run(
+            [sys.executable, "-m", "zenserve", "deploy", "run", str(tmp_path / "v1.toml"), "-p",
+             "0", "--control", str(running.control_path)],
+            capture_output=True, text=True, timeout=30)
+        assert second.returncode == 2 and "another supervisor is using" in second.stderr
+        assert running.stop() == 0
+    assert not (tmp_path / "control.sock").exists()
+
+
+def test_the_default_control_path_follows_the_port() -> None:
+    assert default_control_path(1060) != default_control_path(1061)
+    assert str(os.getuid()) in default_control_path(1060).name
+
+
+def test_a_dead_worker_is_replaced(tmp_path: Path) -> None:
+    with deployment(write_release(tmp_path, "v1", workers=2), tmp_path / "c.sock") as running:
+        with LoadClients(running.port, threads=2, per_request=True, max_seconds=30) as load:
+            victim = running.worker_pids("v1")[0]
+            os.kill(victim, signal.SIGKILL)
+            wait_for(lambda: victim not in running.worker_pids("v1")
+                     and running.status()["generations"][0]["ready"] == 2)  # type: ignore[index]
+            healed = time.monotonic()
+            time.sleep(0.3)
+        after = [record for record in load.ledger.records if record.sent > healed]
+        assert after and not [record for record in after if record.error]
+        assert running.status()["generations"][0]["restarts"] == 1  # type: ignore[index]
+        events = [event["text"] for event in running.status()["events"]]  # type: ignore[union-attr]
+        assert any(f"worker {victim} exited with status -9; replacing it" in text
+                   for text in events), events
+
+
+def test_a_worker_that_stops_answering_its_heartbeat_is_replaced(tmp_path: Path) -> None:
+    release = write_release(tmp_path, "v1", workers=2)
+    release.write_text(release.read_text().replace('interval = "0.2s"',
+                                                   'interval = "0.1s"\ntimeout = "0.5s"'))
+    with deployment(release, tmp_path / "c.sock") as running:
+        frozen = running.worker_pids("v1")[0]
+        os.kill(frozen, signal.SIGSTOP)
+        try:
+            wait_for(lambda: frozen not in running.worker_pids("v1"), timeout=10)
+            wait_for(lambda: len(running.worker_pids("v1")) == 2)
+        finally:
+            if os.path.exists(f"/proc/{frozen}"):
+                os.kill(frozen, signal.SIGKILL)
+        events = [event["text"] for event in running.status()["events"]]  # type: ignore[union-attr]
+        assert any(f"worker {frozen} killed: no answer to its health check within 0.5s; "
+                   "replacing it" in text for text in events), events
+
+
+def test_sighup_replaces_every_worker_without_a_lost_request(tmp_path: Path) -> None:
+    with deployment(write_release(tmp_path, "v1", workers=2), tmp_path / "c.sock") as running:
+        before = set(running.worker_pids("v1"))
+        with LoadClients(running.port, threads=2, think=0.001, max_seconds=30) as load:
+            time.sleep(0.1)
+            running.process.send_signal(signal.SIGHUP)
+            wait_for(lambda: running.status()["last_result"] is not None, timeout=20)
+        assert running.status()["last_result"]["result"] == "promoted"  # type: ignore[index]
+        after = set(running.worker_pids("v1"))
+        assert len(after) == 2 and not before & after
+        assert load.ledger.errors() == [] and len(load.ledger.records) > 50
+
+
+def test_sigterm_drains_and_exits_zero(tmp_path: Path) -> None:
+    with deployment(write_release(tmp_path, "v1", workers=2), tmp_path / "c.sock") as running:
+        address = ("127.0.0.1", running.port)
+        with socket.create_connection(address, timeout=SOCKET_TIMEOUT) as client:
+            client.sendall(b"Beautiful is better than?")
+            assert client.recv(100) == b"Ugly in v1."
+            client.sendall(b"Explicit is better")  # half a question when SIGTERM arrives
+            time.sleep(0.1)
+            running.process.send_signal(signal.SIGTERM)
+            client.sendall(b" than?")
+            assert client.recv(100) == b"Implicit in v1."
+            assert client.recv(100) == b""  # then closed at the request boundary
+        assert running.process.wait(20) == 0
+        with socket.socket() as late:
+            late.settimeout(SOCKET_TIMEOUT)
+            assert late.connect_ex(("127.0.0.1", running.port)) != 0
+
+
+def test_a_socket_from_systemd_is_adopted(tmp_path: Path) -> None:
+    release = write_release(tmp_path, "v1")
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    port = listener.getsockname()[1]
+    # systemd passes sockets from fd 3 on; the shell puts ours there.
+    command = (f"exec 3<&0 0</dev/null; exec {sys.executable} -m zenserve deploy run "
+               f"{release} --inherit --control {tmp_path / 'c.sock'}")
+    environment = dict(environment_without_listen_fds(), LISTEN_FDS="1")
+    supervisor = subprocess.Popen(["sh", "-c", command], stdin=listener.fileno(),
+                                  stdout=subprocess.PIPE, text=True, env=environment)
+    listener.close()
+    try:
+        assert supervisor.stdout is not None
+        assert supervisor.stdout.readline().strip() == f"Listening at 127.0.0.1:{port}"
+        with socket.create_connection(("127.0.0.1", port), timeout=SOCKET_TIMEOUT) as client:
+            client.sendall(b"Beautiful is better than?")
+            assert version_of(client.recv(100)) == "v1"
+        supervisor.send_signal(signal.SIGTERM)
+        assert supervisor.wait(20) == 0
+    finally:
+        supervisor.kill()
+        supervisor.communicate()
