@@ -108,21 +108,23 @@ def sample_stacks(pid: int, drive: Callable[[], LoadResult],
 def cpu_ceiling(cpu: CpuProfile | None, cores: int) -> float | None:
     """The most req/s this machine's cores allow at the measured CPU cost per request.
 
-    Each busy server process uses at most one core (threads share one, the
-    GIL's), the load generator one, and together they share all of them.
+    The busiest server process gets at most one core (a process's threads are
+    counted as one, the GIL's), the load generator one, and together they
+    share all of them.
     """
     if cpu is None or not cpu.rate:
         return None
     server_us, load_us = cpu.user_us + cpu.system_us, cpu.load_us
-    return 1e6 * min(min(cores, cpu.busy_processes) / server_us, 1 / load_us,
+    return 1e6 * min(1 / (server_us * cpu.busiest_share), 1 / load_us,
                      cores / (server_us + load_us))
 
 
 def summary_table(profiles: Sequence[Profile]) -> list[str]:
     cores = os.cpu_count() or 1
     lines = ["| server | req/s (clean run) | server CPU µs/req (user + sys) | load generator "
-             f"CPU µs/req | busy server processes | CPU-bound ceiling on {cores} cores, req/s | "
-             "syscalls/req | top syscalls per request |", "|---|---|---|---|---|---|---|---|"]
+             "CPU µs/req | busiest server process's share | CPU-bound ceiling on "
+             f"{cores} cores, req/s | syscalls/req | top syscalls per request |",
+             "|---|---|---|---|---|---|---|---|"]
     for profile in profiles:
         cpu = profile.cpu
         rate = f"{cpu.rate:,.0f}" if cpu and cpu.rate else f"n/a {cpu.failure if cpu else ''}"
@@ -135,7 +137,7 @@ def summary_table(profiles: Sequence[Profile]) -> list[str]:
         load_text = f"{cpu.load_us:.1f}" if cpu and cpu.rate else "n/a"
         ceiling = cpu_ceiling(cpu, cores)
         ceiling_text = f"{ceiling:,.0f}" if ceiling else "n/a"
-        busy = str(cpu.busy_processes) if cpu and cpu.rate else "n/a"
+        busy = f"{cpu.busiest_share:.0%}" if cpu and cpu.rate else "n/a"
         lines.append(f"| {profile.label} | {rate} | {cpu_text} | {load_text} | {busy} "
                      f"| {ceiling_text} | {total} | {top} |")
     return lines

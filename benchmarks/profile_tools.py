@@ -30,8 +30,6 @@ PYSPY_RATE_HZ = 500
 # "serve_forever (/work/main/src/zenserve/servers/poll.py:57)" -> function and file
 _FRAME = re.compile(r"^(?P<function>.*?) \((?P<file>[^()]*?)(?::\d+)?\)$")
 TRACER_START_TIMEOUT = 15.0
-# A process using this share of a core during a run counts as one that serves.
-BUSY_SHARE = 0.1
 TRACER_STOP_TIMEOUT = 30.0
 
 
@@ -87,10 +85,11 @@ class CpuSampler:
         system = sum(last[1] - self._first[key][1] for key, last in self._last.items())
         return user, system
 
-    def busy_processes(self, seconds: float) -> int:
-        """How many processes of the family used at least a tenth of a core over ``seconds``."""
-        return sum(1 for key, last in self._last.items()
-                   if sum(last) - sum(self._first[key]) >= BUSY_SHARE * seconds)
+    def busiest_share(self) -> float:
+        """The share of the family's CPU time used by its busiest process (1.0: one did it all)."""
+        used = [sum(last) - sum(self._first[key]) for key, last in self._last.items()]
+        total = sum(used)
+        return max(used) / total if total > 0 else 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +100,9 @@ class CpuProfile:
     user_us: float = 0.0
     system_us: float = 0.0
     load_us: float = 0.0  # the C load generator's user + system time
-    busy_processes: int = 1  # server processes that did the work (workers, forked children)
+    # The busiest server process's share of the server's CPU time: 1.0 for one
+    # process, 0.5 for two workers sharing the load evenly, 0.1 for ten forked children.
+    busiest_share: float = 1.0
     failure: str = ""
 
 
@@ -121,7 +122,7 @@ def measure_cpu(pid: int, drive: Callable[[], LoadResult], seconds: float) -> Cp
     load_seconds = (load_after.ru_utime - load_before.ru_utime
                     + load_after.ru_stime - load_before.ru_stime)
     return CpuProfile(result.rate, user * per_request, system * per_request,
-                      load_seconds * per_request, max(1, sampler.busy_processes(seconds)))
+                      load_seconds * per_request, sampler.busiest_share())
 
 
 def parse_strace_summary(text: str) -> Counter[str]:
