@@ -6,9 +6,11 @@ and the forking server's children: reaped, stopped, and dying with it.
 
 from __future__ import annotations
 
+import json
 import signal
 import socket
 import urllib.request
+from pathlib import Path
 
 import psutil
 import pytest
@@ -218,3 +220,19 @@ def test_forking_sigint_stops_children_at_once() -> None:
         for child in children:
             wait_for(lambda child=child: not child.is_running()
                      or child.status() == psutil.STATUS_ZOMBIE)
+
+
+@pytest.mark.parametrize("arch", BLOCKING)
+def test_a_client_that_never_reads_is_closed_at_the_graceful_timeout(
+    arch: str, tmp_path: Path
+) -> None:
+    table = tmp_path / "long_answers.json"
+    table.write_text(json.dumps({"Q?": "a" * 10_000 + "."}))
+    with ServerProcess("--arch", arch, "--aphorisms", str(table),
+                       "--graceful-timeout", "0.3s") as server, connect(server.port) as client:
+        client.sendall(b"Q?")
+        assert read_answers(client, 1) == [b"a" * 10_000 + b"."]  # it is conversing
+        client.sendall(b"Q?" * 1000)  # 10 MB of answers that are never read
+        server.process.send_signal(signal.SIGTERM)
+        # Stuck sending, it would be freed by the idle timeout (60 s), far later.
+        assert server.process.wait(timeout=10) == 0

@@ -47,19 +47,39 @@ class ConversationStop(Waker):
     ``wake()`` may be called from a signal handler: it takes no lock, only
     shuts down the sockets of the conversations open at that moment. A
     conversation registers before it reads and checks ``woken`` after, so
-    none is missed.
+    none is missed. A graceful stop turns into a stop at once after
+    ``graceful_timeout``, even for a conversation blocked sending to a
+    client that does not read.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, graceful_timeout: float) -> None:
         super().__init__()
+        self.graceful_timeout = graceful_timeout
         self._open: set[socket.socket] = set()
         self._all_closed = threading.Condition()
+        self._deadline: threading.Timer | None = None
 
     def wake(self, graceful: bool = True) -> None:
+        first = not self.woken
         super().wake(graceful)
         how = socket.SHUT_RD if self.graceful else socket.SHUT_RDWR
         for sock in list(self._open):
             _shutdown(sock, how)
+        if first and self.graceful:
+            self._deadline = threading.Timer(self.graceful_timeout, self._graceful_timeout_passed)
+            self._deadline.daemon = True
+            self._deadline.start()
+
+    def close(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+        super().close()
+
+    def _graceful_timeout_passed(self) -> None:
+        if self._open and self.graceful:
+            log.warning("Closing %d connections still open after the graceful timeout",
+                        len(self._open))
+        self.wake(graceful=False)
 
     def enter(self, sock: socket.socket) -> None:
         """Register a conversation's socket so that a stop reaches it."""
@@ -73,8 +93,9 @@ class ConversationStop(Waker):
             with self._all_closed:
                 self._all_closed.notify_all()
 
-    def wait_until_closed(self, timeout: float) -> bool:
-        """Wait up to ``timeout`` for every conversation to end; True if they did."""
+    def wait_until_closed(self) -> bool:
+        """After a stop, wait for every conversation to end; False if some never did."""
+        timeout = FORCED_STOP_SECONDS + (self.graceful_timeout if self.graceful else 0.0)
         deadline = time.monotonic() + timeout
         with self._all_closed:
             while self._open:
@@ -83,16 +104,6 @@ class ConversationStop(Waker):
                     return False
                 self._all_closed.wait(remaining)
         return True
-
-    def finish(self, graceful_timeout: float) -> None:
-        """After a stop: let conversations end at a request boundary, then end the rest."""
-        if self.graceful and self.wait_until_closed(graceful_timeout):
-            return
-        if self._open:
-            log.warning("Closing %d connections still open after the graceful timeout",
-                        len(self._open))
-        self.wake(graceful=False)
-        self.wait_until_closed(FORCED_STOP_SECONDS)
 
 
 class ConnectionSlots:

@@ -104,7 +104,7 @@ class Server(base.Server):
             self._stop.close()
             assert self._reports is not None
             close_other_fds({sock.fileno(), self._reports.child_fd})
-            stop = ConversationStop()
+            stop = ConversationStop(self.context.limits.graceful_timeout)
             signal.signal(signal.SIGTERM, lambda signum, frame: stop.wake(graceful=True))
             signal.signal(signal.SIGINT, lambda signum, frame: stop.wake(graceful=False))
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)

@@ -86,7 +86,7 @@ class Server(base.Server):
 
     def __init__(self, listener: socket.socket, context: base.ServeContext) -> None:
         super().__init__(listener, context)
-        self._stop = ConversationStop()
+        self._stop = ConversationStop(context.limits.graceful_timeout)
         self._slots = ConnectionSlots(context.limits.max_connections or DEFAULT_MAX_CONNECTIONS)
 
     def serve_forever(self) -> None:
@@ -101,7 +101,7 @@ class Server(base.Server):
                 poller.poll()
                 if not self._stop.woken:
                     server.handle_request()
-            self._stop.finish(self.context.limits.graceful_timeout)
+            self._stop.wait_until_closed()
         finally:
             self._stop.close()
 

@@ -13,7 +13,7 @@ class Server(base.Server):
 
     def __init__(self, listener: socket.socket, context: base.ServeContext) -> None:
         super().__init__(listener, context)
-        self._stop = ConversationStop()
+        self._stop = ConversationStop(context.limits.graceful_timeout)
 
     def serve_forever(self) -> None:
         self.listener.setblocking(False)

@@ -36,7 +36,7 @@ class Server(base.Server):
         super().__init__(listener, context)
         if context.config.threads < 1:
             raise ZenserveError("--threads must be at least 1")
-        self._stop = ConversationStop()
+        self._stop = ConversationStop(context.limits.graceful_timeout)
         self._turn_to_accept = threading.Lock()
         # Only a --max-connections below the pool size can refuse anyone: an
         # accepting thread is never one of the busy ones.
@@ -52,20 +52,14 @@ class Server(base.Server):
             for thread in threads:
                 thread.start()
             wait_for_stop(self._stop)
-            self._join(threads)
+            # The stop ends conversations (at once after the graceful timeout);
+            # a thread that had just accepted may still be starting one.
+            self._stop.wait_until_closed()
+            deadline = time.monotonic() + FORCED_STOP_SECONDS
+            for thread in threads:
+                thread.join(max(0.0, deadline - time.monotonic()))
         finally:
             self._stop.close()
-
-    def _join(self, threads: list[threading.Thread]) -> None:
-        """Give conversations the graceful timeout to end, then end them at once."""
-        deadline = time.monotonic() + self.context.limits.graceful_timeout
-        for thread in threads:
-            if self._stop.graceful:
-                thread.join(max(0.0, deadline - time.monotonic()))
-        if any(thread.is_alive() for thread in threads):
-            self._stop.wake(graceful=False)
-            for thread in threads:
-                thread.join(FORCED_STOP_SECONDS)
 
     def shutdown(self, graceful: bool = True) -> None:
         self._stop.wake(graceful)
