@@ -27,6 +27,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from contenders import RunningServer, c_reference_contender
+from generator_syscalls import (
+    SyscallProfile,
+    bench_profile,
+    c_generator_profile,
+    strace_available,
+)
 from reference import build_reference, run_reference_load
 from results_file import command_line, machine_lines, update_section
 
@@ -43,6 +49,9 @@ C_LABEL = "C zen_ref_load"
 # bench measures after a short warmup (its processes start first); the C
 # generator counts from its first request, so it gets no warmup to hide in.
 BENCH_WARMUP = 0.5
+STRACE_NOTE = ("bench: coordinator and worker together, the difference between a 1 s "
+               "and a 3 s run, so interpreter start-up is left out; strace slows both "
+               "generators, so only the counts mean anything")
 
 
 @dataclass(slots=True)
@@ -97,12 +106,24 @@ def measure_c(load: Path, port: int, connections: int, seconds: float, samples: 
                                     1e6 * (after.ru_stime - before.ru_stime) / requests))
 
 
-def race(rounds: int, seconds: float, process_counts: list[int]) -> dict[tuple[str, int], Samples]:
+Profiles = dict[tuple[str, int], SyscallProfile | None]
+
+
+def race(rounds: int, seconds: float, process_counts: list[int],
+         syscalls: bool) -> tuple[dict[tuple[str, int], Samples], Profiles]:
     labels = [C_LABEL] + [bench_label(count) for count in process_counts]
     results = {(label, conns): Samples() for label in labels for conns in CONNECTION_COUNTS}
+    profiles: Profiles = {}
     with tempfile.TemporaryDirectory(prefix="zenserve-bench-ref-") as scratch:
         tools = build_reference(Path(scratch))
         with RunningServer(c_reference_contender(tools.server, 1)) as server:
+            if syscalls:
+                questions = [question.decode() for question, _ in BOOK_QUESTIONS]
+                for connections in CONNECTION_COUNTS:
+                    profiles[(C_LABEL, connections)] = c_generator_profile(
+                        tools.load, server.port, connections)
+                    profiles[("zenserve bench", connections)] = bench_profile(
+                        server.port, connections, questions)
             for round_number in range(rounds):
                 for connections in CONNECTION_COUNTS:
                     # Rotate who goes first, round by round.
@@ -118,7 +139,19 @@ def race(rounds: int, seconds: float, process_counts: list[int]) -> dict[tuple[s
                         print(f"  round {round_number + 1}/{rounds}, {connections} conns, "
                               f"{label}: {samples.rates[-1] if samples.rates else 0:,.0f} req/s",
                               file=sys.stderr)
-    return results
+    return results, profiles
+
+
+def syscall_table(profiles: Profiles) -> list[str]:
+    lines = ["| generator | conns | read / request | write / request | epoll waits / request |",
+             "|---|---|---|---|---|"]
+    for (label, connections), profile in profiles.items():
+        if profile is None:
+            lines.append(f"| {label} | {connections} | failed | | |")
+        else:
+            lines.append(f"| {label} | {connections} | {profile.reads:.2f} | "
+                         f"{profile.writes:.2f} | {profile.waits:.3f} |")
+    return lines
 
 
 def table(results: dict[tuple[str, int], Samples], process_counts: list[int]) -> list[str]:
@@ -159,13 +192,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--processes", default=str(default_processes(max(CONNECTION_COUNTS))),
                         help="bench process counts to race, comma-separated "
                              "(default: bench's own default for this machine)")
+    parser.add_argument("--no-syscalls", action="store_true",
+                        help="skip counting syscalls per request with strace")
     parser.add_argument("--no-record", action="store_true",
                         help="print the table only, leave RESULTS.md alone")
     args = parser.parse_args(argv)
     rounds, seconds = (1, 2.0) if args.quick else (args.rounds, args.seconds)
     process_counts = [int(count) for count in args.processes.split(",")]
-    results = race(rounds, seconds, process_counts)
+    syscalls = not args.no_syscalls and strace_available()
+    results, profiles = race(rounds, seconds, process_counts, syscalls)
     lines = table(results, process_counts)
+    if profiles:
+        lines += ["", f"Syscalls per answered request (`strace -f -c`, {STRACE_NOTE}):", "",
+                  *syscall_table(profiles)]
     print("\n".join(lines))
     if not args.no_record:
         body = [
