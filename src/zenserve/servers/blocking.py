@@ -23,7 +23,7 @@ import time
 
 from zenserve.conversation import Conversation
 from zenserve.net import describe_address
-from zenserve.protocol import ERROR_BUSY
+from zenserve.protocol import ERROR_BUSY, QUESTION_END
 from zenserve.servers.base import ServeContext, Waker
 
 log = logging.getLogger("zenserve.server")
@@ -39,6 +39,7 @@ STOP_STEP_SECONDS = 0.01
 FORCED_STOP_SECONDS = 2.0
 _RESOURCE_ERRORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 _TCP_ESTABLISHED = 1  # tcpi_state in <netinet/tcp.h>
+_QUESTION_END = QUESTION_END[0]
 
 
 class ConversationStop(Waker):
@@ -193,7 +194,9 @@ def _converse(sock: socket.socket, conversation: Conversation, context: ServeCon
             sendall(reply)
         if conversation.closing:
             return
-        if conversation.mid_request:  # rare: a question split across segments
+        # Bytes ending in "?" end a question; only others may leave one unfinished
+        # (asking the conversation costs more than the rest of this loop).
+        if data[-1] != _QUESTION_END and conversation.mid_request:  # rare: split question
             now = time.monotonic()
             question_deadline = question_deadline or now + limits.request_timeout
             if now >= question_deadline:
