@@ -61,8 +61,9 @@ class Deployment:
     """`zenserve deploy run RELEASE -p 0` in a child process, ready once it printed its port."""
 
     def __init__(self, release: Path, control: Path, *extra: str,
-                 ready_timeout: float = 30.0) -> None:
+                 ready_timeout: float = 30.0, ready_prefix: str = "Listening at ") -> None:
         self.control_path = control
+        self.ready_prefix = ready_prefix
         self.process = subprocess.Popen(
             [sys.executable, "-m", "zenserve", "deploy", "run", str(release), "-p", "0",
              "--control", str(control), *extra],
@@ -85,8 +86,9 @@ class Deployment:
                 line = self.process.stdout.readline()
                 if not line:
                     raise AssertionError(f"supervisor exited: {self.stderr()}")
-                if line.startswith("Listening at "):
-                    return int(line.rsplit(":", 1)[1])
+                if line.startswith(self.ready_prefix):
+                    tail = line.rsplit(":", 1)[-1].strip()
+                    return int(tail) if tail.isdigit() else 0
         raise AssertionError("supervisor not ready in time")
 
     def command(self, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
@@ -150,8 +152,9 @@ class Deployment:
 
 
 @contextlib.contextmanager
-def deployment(release: Path, control: Path, *extra: str) -> Iterator[Deployment]:
-    running = Deployment(release, control, *extra)
+def deployment(release: Path, control: Path, *extra: str,
+               ready_prefix: str = "Listening at ") -> Iterator[Deployment]:
+    running = Deployment(release, control, *extra, ready_prefix=ready_prefix)
     try:
         yield running
     finally:
@@ -192,9 +195,10 @@ class LoadClients:
 
     def __init__(self, port: int, threads: int = 4, per_request: bool = False,
                  max_seconds: float = 60.0, max_requests: int = 200_000,
-                 think: float = 0.0) -> None:
+                 think: float = 0.0, per_connection: int = 0) -> None:
         self.port = port
         self.per_request = per_request
+        self.per_connection = per_connection  # reconnect after this many (0: never)
         self.think = think  # seconds between an answer and the next question
         self.ledger = Ledger()
         self._stop = threading.Event()
@@ -233,7 +237,9 @@ class LoadClients:
                         continue
                 record = _ask(sock, framer, question)
                 records.append(record)
-                if record.error or self.per_request:
+                asked_here = count + 1
+                if record.error or self.per_request or (
+                        self.per_connection and asked_here % self.per_connection == 0):
                     sock.close()
                     sock = None
                 if self.think:

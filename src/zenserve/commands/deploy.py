@@ -57,6 +57,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        ("abort", "stop the rollout and roll back to the stable release")):
         _add_control_arguments(actions.add_parser(name, help=text))
 
+    from zenserve.deploy.render import add_render_arguments
+
+    add_render_arguments(actions.add_parser(
+        "render", help="write haproxy.cfg, systemd units or Kubernetes manifests"))
+
 
 def _add_control_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-p", "--port", type=int, default=DEFAULT_PORT,
@@ -120,6 +125,14 @@ def _follow(client: ControlClient, deployment: int) -> int:
     reason = f": {result['reason']}" if result.get("reason") else ""
     print(f"{result['version']} {result['result']}{reason}")
     return EXIT_PROMOTED if result["result"] == "promoted" else EXIT_ROLLED_BACK
+
+
+def _run_render(args: argparse.Namespace) -> int:
+    from zenserve.deploy.render import render_files
+
+    for path in render_files(args):
+        print(path)
+    return 0
 
 
 def _run_status(args: argparse.Namespace) -> int:

@@ -12,8 +12,9 @@ import time
 from collections import deque
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+from zenserve.deploy.analysis import Sample
 from zenserve.deploy.control import ControlServer, Message, Peer
 from zenserve.deploy.reactor import Reactor
 from zenserve.deploy.release import STRATEGY_KINDS, Release, load_release
@@ -21,12 +22,28 @@ from zenserve.deploy.rollout import Rollout
 from zenserve.deploy.status import describe
 from zenserve.errors import ZenserveError
 
-if TYPE_CHECKING:
-    from zenserve.deploy.supervisor import Supervisor
-
 # Events kept for `deploy status`; finished rollouts kept for `deploy wait`.
 EVENTS_KEPT = 50
 HISTORY_KEPT = 20
+
+
+class Site(Protocol):
+    """A supervisor as the commands see it: on this host, or driving HAProxy."""
+
+    stable: Any
+    rollout: Rollout[Any] | None
+    stopping: bool
+
+    @property
+    def address(self) -> str: ...
+
+    def check_can_begin(self, release: Release) -> None: ...
+
+    def begin_rollout(self, release: Release) -> Rollout[Any]: ...
+
+    def generations_status(self) -> list[Message]: ...
+
+    def totals(self) -> Sample: ...
 
 
 class Commands:
@@ -35,18 +52,18 @@ class Commands:
     def __init__(self, control_path: Path, reactor: Reactor) -> None:
         self.server = ControlServer(control_path, reactor, self.handle)
         self.control_path = control_path
-        self._supervisor: Supervisor | None = None
+        self._supervisor: Site | None = None
         self.events: deque[tuple[float, str]] = deque(maxlen=EVENTS_KEPT)
         self.deployment = 0  # the id of the latest rollout
         self.rollout_events: list[tuple[float, float, str]] = []
         self.history: dict[int, Message] = {}
         self.waiters: list[Peer] = []
 
-    def attach(self, supervisor: Supervisor) -> None:
+    def attach(self, supervisor: Site) -> None:
         self._supervisor = supervisor
 
     @property
-    def supervisor(self) -> Supervisor:
+    def supervisor(self) -> Site:
         assert self._supervisor is not None
         return self._supervisor
 

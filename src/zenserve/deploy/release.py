@@ -68,6 +68,7 @@ class HaproxyTarget:
 
     backend: str
     servers: tuple[str, ...]
+    addresses: tuple[str, ...] = ()  # host:port of each server, for `deploy render haproxy`
 
 
 @dataclass(frozen=True)
@@ -231,8 +232,16 @@ def _haproxy(fields: Fields) -> HaproxyTarget:
     servers = fields.list_of_text("servers")
     if not servers:
         raise fields.error("list at least one server of the backend", "servers")
+    addresses = fields.list_of_text("addresses")
+    if addresses and len(addresses) != len(servers):
+        raise fields.error(f"give one host:port per server ({len(servers)}), got "
+                           f"{len(addresses)}", "addresses")
+    for address in addresses:
+        host, _, port = address.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise fields.error(f"{address!r} is not host:port", "addresses")
     fields.finish()
-    return HaproxyTarget(backend, servers)
+    return HaproxyTarget(backend, servers, addresses)
 
 
 def _with_fingerprint(release: Release, table: dict[bytes, bytes] | None) -> Release:

@@ -9,15 +9,33 @@ from typing import TYPE_CHECKING, Any
 from zenserve.deploy.analysis import format_seconds
 
 if TYPE_CHECKING:
-    from zenserve.deploy.commands import Commands
-    from zenserve.deploy.supervisor import Supervisor
+    from zenserve.deploy.commands import Commands, Site
+    from zenserve.deploy.fleet import Fleet
 
 Message = dict[str, Any]
 
 
-def describe(supervisor: Supervisor, commands: Commands) -> Message:
+def describe(site: Site, commands: Commands) -> Message:
     """The supervisor's state as plain JSON-able data."""
-    fleet = supervisor.fleet
+    rollout = site.rollout
+    described_rollout = None
+    if rollout is not None and rollout.result is None:
+        described_rollout = {"deployment": commands.deployment, **rollout.describe()}
+    last = commands.history[max(commands.history)] if commands.history else None
+    total = site.totals()
+    return {
+        "address": site.address, "control": str(commands.control_path), "pid": os.getpid(),
+        "stable": {"version": site.stable.release.version, "generation": site.stable.id,
+                   "fingerprint": site.stable.release.fingerprint},
+        "answers": total.answers, "failures": total.failures,
+        "generations": site.generations_status(), "rollout": described_rollout,
+        "last_result": last,
+        "events": [{"time": when, "text": text} for when, text in list(commands.events)[-10:]],
+    }
+
+
+def local_generations(fleet: Fleet) -> list[Message]:
+    """Each generation of workers on this host, with its share and its live numbers."""
     weights = fleet.router.weights()
     total_weight = sum(weights.values()) or 1
     generations = []
@@ -36,22 +54,7 @@ def describe(supervisor: Supervisor, commands: Commands) -> Message:
             "recent_p99": recent.p99, "restarts": generation.restarts,
             "handed_off": sum(worker.handed_off for worker in generation.workers),
         })
-    rollout = supervisor.rollout
-    described_rollout = None
-    if rollout is not None and rollout.result is None:
-        described_rollout = {"deployment": commands.deployment, **rollout.describe()}
-    last = commands.history[max(commands.history)] if commands.history else None
-    return {
-        "address": supervisor.address if not supervisor.stopping else None,
-        "control": str(commands.control_path), "pid": os.getpid(),
-        "stable": {"version": supervisor.stable.release.version,
-                   "generation": supervisor.stable.id,
-                   "fingerprint": supervisor.stable.release.fingerprint},
-        "routed": fleet.router.routed, "waiting": len(fleet.router.waiting),
-        "answers": fleet.total().answers, "failures": fleet.total().failures,
-        "generations": generations, "rollout": described_rollout, "last_result": last,
-        "events": [{"time": when, "text": text} for when, text in list(commands.events)[-10:]],
-    }
+    return generations
 
 
 def render(status: Message) -> str:

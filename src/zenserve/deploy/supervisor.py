@@ -17,14 +17,16 @@ import signal
 import socket
 import time
 from collections.abc import Callable
-from types import FrameType
 
+from zenserve.deploy.analysis import Sample
 from zenserve.deploy.commands import Commands
 from zenserve.deploy.fleet import Fleet, LocalTraffic, wait_until
 from zenserve.deploy.pool import Generation
 from zenserve.deploy.reactor import Reactor
 from zenserve.deploy.release import Release
 from zenserve.deploy.rollout import Rollout
+from zenserve.deploy.signals import SignalInbox
+from zenserve.deploy.status import local_generations
 from zenserve.errors import ZenserveError
 from zenserve.net import describe_address
 
@@ -47,6 +49,7 @@ class Supervisor:
                  commands: Commands) -> None:
         self.listener = listener
         self.listener.setblocking(False)
+        self._address = describe_address(listener.getsockname())
         self.reactor = reactor
         self.fleet = Fleet(reactor, commands.event)
         self.traffic = LocalTraffic(self.fleet)
@@ -61,14 +64,17 @@ class Supervisor:
         self.finished = False
         self._accepting = False
         self._accept_resume = 0.0
-        self._signals: list[int] = []
-        self._wakeup_reader, self._wakeup_writer = socket.socketpair()
-        self._wakeup_reader.setblocking(False)
-        self._wakeup_writer.setblocking(False)
+        self._signals: SignalInbox | None = None
 
     @property
     def address(self) -> str:
-        return describe_address(self.listener.getsockname())
+        return self._address
+
+    def generations_status(self) -> list[dict[str, object]]:
+        return local_generations(self.fleet)
+
+    def totals(self) -> Sample:
+        return self.fleet.total()
 
     def start(self, ready: Callable[[str], None]) -> None:
         """Start the first generation; call ``ready`` once it passed its health check."""
@@ -81,7 +87,7 @@ class Supervisor:
             wait_until(self.fleet, lambda: self.fleet.idle, 5.0, self.reactor)
             reason = stable.last_failure or f"not ready within {release.health.start_timeout:g}s"
             raise ZenserveError(f"{stable.label} did not start: {reason}")
-        self._install_signals()
+        self._signals = SignalInbox(self.reactor)
         self._accept(True)
         ready(self.address)
 
@@ -90,8 +96,8 @@ class Supervisor:
         try:
             while not self.finished:
                 self.reactor.run_once(TICK_SECONDS)
-                if self._signals:
-                    self._handle_signals()
+                if self._signals is not None:
+                    self._handle_signals(self._signals.take())
                 now = time.monotonic()
                 if now >= next_tick:
                     self._tick(now)
@@ -100,9 +106,8 @@ class Supervisor:
             self.fleet.kill_all()
             self.fleet.router.close_waiting()
             self.commands.close()
-            signal.set_wakeup_fd(-1)
-            self._wakeup_reader.close()
-            self._wakeup_writer.close()
+            if self._signals is not None:
+                self._signals.close()
 
     # Rollouts (called by the command handlers).
 
@@ -178,24 +183,7 @@ class Supervisor:
 
     # Signals.
 
-    def _install_signals(self) -> None:
-        signal.set_wakeup_fd(self._wakeup_writer.fileno(), warn_on_full_buffer=False)
-        self.reactor.watch(self._wakeup_reader, self._drain_wakeups)
-        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD):
-            signal.signal(signum, self._on_signal)
-
-    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
-        self._signals.append(signum)
-
-    def _drain_wakeups(self) -> None:
-        try:
-            while self._wakeup_reader.recv(512):
-                pass
-        except BlockingIOError:
-            pass
-
-    def _handle_signals(self) -> None:
-        signals, self._signals = self._signals, []
+    def _handle_signals(self, signals: list[int]) -> None:
         for signum in signals:
             if signum == signal.SIGTERM:
                 self.stop(graceful=True)
