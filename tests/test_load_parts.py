@@ -98,11 +98,15 @@ def test_the_fast_path_accepts_exactly_what_the_framer_would(expected: bytes, da
 
 def test_bins_cut_into_sorted_sparse_counts_and_start_again() -> None:
     bins = LatencyBins()
-    for value in (5, 5, 100, FINE_LIMIT_US + 7, 10**12):
+    for value in (5, 5, 100, FINE_LIMIT_US - 1, FINE_LIMIT_US + 7, 10**12):
         bins.record(value)
-    values, counts = bins.cut()
-    assert values[:3] == [5, 100, FINE_LIMIT_US + 7] and counts == [2, 1, 1, 1]
-    assert bins.cut() == ([], [])
+    interval = bins.cut()
+    interval.scan_step()  # part of the scan now, the rest on demand
+    values, counts = interval.sparse()
+    assert values[:4] == [5, 100, FINE_LIMIT_US - 1, FINE_LIMIT_US + 7]
+    assert counts == [2, 1, 1, 1, 1]
+    assert bins.cut().sparse() == ([], [])
+    assert bins.count() == 6
 
 
 def test_histograms_merge_through_the_encoded_format() -> None:

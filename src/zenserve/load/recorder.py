@@ -12,7 +12,7 @@ which is how they travel between processes and how other HDR tools read them.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from itertools import compress
+from itertools import compress, islice
 
 from hdrh.histogram import HdrHistogram
 
@@ -22,11 +22,49 @@ LOWEST_US = 1
 HIGHEST_US = 3_600_000_000
 SIGNIFICANT_FIGURES = 3
 
-# 1 us bins up to 16.4 ms: a loaded loopback server stays under this; scanning
-# 16,384 bins once per second takes about half a millisecond.
+# 1 us bins up to 16.4 ms: a loaded loopback server stays under this.
 FINE_LIMIT_US = 16_384
+# Bins turned into sparse counts per step: scanning all of them at once would
+# stall the event loop for about a millisecond, charged to requests in flight.
+SCAN_STEP = 2048
 
 SparseCounts = tuple[list[int], list[int]]
+_ZEROS = [0] * FINE_LIMIT_US
+
+
+class IntervalCounts:
+    """One interval's bins, turned into sparse (value, count) pairs a step at a time."""
+
+    __slots__ = ("bins", "coarse", "counts", "scanned", "values")
+
+    def __init__(self, bins: list[int], coarse: dict[int, int]) -> None:
+        self.bins = bins
+        self.coarse = coarse
+        self.values: list[int] = []
+        self.counts: list[int] = []
+        self.scanned = 0
+
+    @property
+    def done(self) -> bool:
+        """True once every bin has been scanned."""
+        return self.scanned >= FINE_LIMIT_US
+
+    def scan_step(self) -> None:
+        """Scan the next ``SCAN_STEP`` bins."""
+        start, stop = self.scanned, min(self.scanned + SCAN_STEP, FINE_LIMIT_US)
+        bins = self.bins
+        found = list(compress(range(start, stop), islice(bins, start, stop)))
+        self.values += found
+        self.counts += [bins[value] for value in found]
+        self.scanned = stop
+
+    def sparse(self) -> SparseCounts:
+        """All values and counts, sorted (finishing the scan if needed)."""
+        while not self.done:
+            self.scan_step()
+        coarse = sorted(self.coarse.items())
+        return (self.values + [value for value, _ in coarse],
+                self.counts + [count for _, count in coarse])
 
 
 class LatencyBins:
@@ -55,20 +93,18 @@ class LatencyBins:
         else:
             self.record_slow(max(0, microseconds))
 
-    def cut(self) -> SparseCounts:
-        """The interval's values and counts, sorted; the bins start again from zero."""
+    def cut(self) -> IntervalCounts:
+        """End the interval: its counts (to scan later), and the bins start again from zero.
+
+        Copying and zeroing the list are single C loops; the bins list stays the
+        same object, so the connections holding it need not be told.
+        """
         bins = self.bins
-        values = list(compress(range(FINE_LIMIT_US), bins))
-        counts = [bins[value] for value in values]
-        for value in values:
-            bins[value] = 0
-        if self.coarse:
-            for value in sorted(self.coarse):
-                values.append(value)
-                counts.append(self.coarse[value])
-            self.coarse = {}
-        self.count_cut += sum(counts)
-        return values, counts
+        interval = IntervalCounts(bins[:], self.coarse)
+        bins[:] = _ZEROS
+        self.coarse = {}
+        self.count_cut += sum(interval.bins) + sum(interval.coarse.values())
+        return interval
 
 
 def new_histogram() -> HdrHistogram:

@@ -23,7 +23,7 @@ from zenserve.load.eventloop import loop_name, new_event_loop
 from zenserve.load.loops import ClosedLoopConnection, OpenLoopConnection
 from zenserve.load.mix import build_cycle, starting_point
 from zenserve.load.options import BenchOptions
-from zenserve.load.recorder import SparseCounts, encode, histogram_from
+from zenserve.load.recorder import IntervalCounts, encode, histogram_from
 
 PROGRESS_INTERVAL = 0.25
 # After the end, requests in flight may finish for this long (at most the
@@ -109,7 +109,8 @@ class Worker:
         self.global_indexes = list(indexes)
         self.connections: list[LoadConnection] = [
             kind(self.shared, starting_point(cycle, index)) for index in indexes]
-        self.sparse: list[tuple[float, int, tuple[int, ...], SparseCounts, SparseCounts]] = []
+        # Per timeline row: its length, error counts, latency and service counts.
+        self.rows: list[tuple[float, tuple[int, ...], IntervalCounts, IntervalCounts]] = []
         self.errors_before = (0,) * len(self.shared.errors)
         self.ticker: asyncio.Handle | None = None
 
@@ -163,7 +164,7 @@ class Worker:
         if options.warmup > 0:
             await self._sleep_until(measure_start)
             self._cut(0.0)
-            self.sparse.clear()  # the warmup is not counted
+            self.rows.clear()  # the warmup is not counted
         cpu_start = os.times()
         boundaries = [measure_start + second for second in range(1, math.ceil(options.duration))]
         previous = measure_start
@@ -215,15 +216,20 @@ class Worker:
 
     def _cut(self, seconds: float) -> None:
         errors = tuple(self.shared.errors)
-        latency = self.shared.latency.cut()
-        self.sparse.append((
-            seconds,
-            sum(latency[1]),  # one latency per correct answer
-            tuple(now - before for now, before in zip(errors, self.errors_before, strict=True)),
-            latency,
-            self.shared.service.cut(),
-        ))
+        latency, service = self.shared.latency.cut(), self.shared.service.cut()
+        errors_in_row = tuple(now - before
+                              for now, before in zip(errors, self.errors_before, strict=True))
+        self.rows.append((seconds, errors_in_row, latency, service))
         self.errors_before = errors
+        self._scan_later(latency)
+        if self.options.open_loop:
+            self._scan_later(service)
+
+    def _scan_later(self, counts: IntervalCounts) -> None:
+        """Scan the bins a step per loop iteration: no long stall charged to requests."""
+        if not counts.done:
+            counts.scan_step()
+            self.loop.call_soon(self._scan_later, counts)
 
     async def _stop_and_drain(self) -> int:
         self.shared.stopping = True
@@ -240,8 +246,14 @@ class Worker:
 
     def _report(self, cpu_seconds: tuple[float, float], unfinished: int) -> WorkerReport:
         open_loop = self.options.open_loop
-        intervals = tuple(
-            Interval(seconds, answered, errors, encode(histogram_from(latency)),
-                     encode(histogram_from(service)) if open_loop else None)
-            for seconds, answered, errors, latency, service in self.sparse)
-        return WorkerReport(intervals, *cpu_seconds, unfinished, loop_name(self.loop))
+        intervals = []
+        for seconds, errors, latency_counts, service_counts in self.rows:
+            latency = latency_counts.sparse()
+            intervals.append(Interval(
+                seconds,
+                sum(latency[1]),  # one latency per correct answer
+                errors,
+                encode(histogram_from(latency)),
+                encode(histogram_from(service_counts.sparse())) if open_loop else None,
+            ))
+        return WorkerReport(tuple(intervals), *cpu_seconds, unfinished, loop_name(self.loop))
