@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import signal
 import socket
+import subprocess
+import sys
 import urllib.request
 from pathlib import Path
 
@@ -236,3 +238,30 @@ def test_a_client_that_never_reads_is_closed_at_the_graceful_timeout(
         server.process.send_signal(signal.SIGTERM)
         # Stuck sending, it would be freed by the idle timeout (60 s), far later.
         assert server.process.wait(timeout=10) == 0
+
+
+# Start the server with few file descriptors: a few dozen clients exhaust them.
+FEW_FDS_LAUNCHER = (
+    "import os, resource, sys; resource.setrlimit(resource.RLIMIT_NOFILE, (32, 32)); "
+    "os.execv(sys.executable, [sys.executable, '-m', 'zenserve', 'serve', *sys.argv[1:]])"
+)
+
+
+@pytest.mark.parametrize("arch", BLOCKING)
+def test_running_out_of_file_descriptors_is_survived(arch: str) -> None:
+    command = [sys.executable, "-c", FEW_FDS_LAUNCHER, "-p", "0", "--arch", arch]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as process:
+        try:
+            assert process.stdout is not None
+            port = int(process.stdout.readline().rpartition(":")[2])
+            crowd = [connect(port) for _ in range(40)]
+            for sock in crowd:
+                sock.sendall(QUESTION)
+            for sock in crowd:
+                sock.close()
+            wait_for(lambda: is_served(port))
+            assert process.poll() is None
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=20) == 0
+        finally:
+            process.kill()

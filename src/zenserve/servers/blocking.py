@@ -32,6 +32,9 @@ RECV_BYTES = 65536
 # Out of descriptors or memory, accept() fails at once while the connection
 # stays queued; wait this long before trying again instead of spinning.
 ACCEPT_BACKOFF_SECONDS = 0.1
+# Say so at most this often: ten warnings a second would bury everything else.
+RESOURCE_WARNING_INTERVAL = 10.0
+_last_resource_warning = -RESOURCE_WARNING_INTERVAL
 # After shutdown(SHUT_RD) recv() no longer blocks, so the rest of a question
 # that was arriving when a graceful stop began is awaited in steps this long.
 STOP_STEP_SECONDS = 0.01
@@ -283,10 +286,8 @@ def accept_or_wait(listener: socket.socket,
         except (BlockingIOError, InterruptedError, ConnectionAbortedError):
             pass  # nobody waiting, another thread won the race, or the peer gave up
         except OSError as error:
-            if error.errno not in _RESOURCE_ERRORS:
+            if not back_off_if_out_of_resources(error, stop):
                 raise
-            log.warning("accept() failed (%s); backing off", error.strerror)
-            select.select([stop], [], [], ACCEPT_BACKOFF_SECONDS)
             continue
         if poller is None:
             poller = select.poll()
@@ -294,6 +295,22 @@ def accept_or_wait(listener: socket.socket,
             poller.register(stop, select.POLLIN)
         poller.poll()
     return None
+
+
+def back_off_if_out_of_resources(error: OSError, stop: Waker) -> bool:
+    """After accept() failed: wait a little if we ran out of fds or memory (True), else False.
+
+    The connection stays queued, so trying again at once would spin.
+    """
+    global _last_resource_warning
+    if error.errno not in _RESOURCE_ERRORS:
+        return False
+    now = time.monotonic()
+    if now - _last_resource_warning >= RESOURCE_WARNING_INTERVAL:
+        _last_resource_warning = now
+        log.warning("accept() failed (%s); backing off", error.strerror)
+    select.select([stop], [], [], ACCEPT_BACKOFF_SECONDS)
+    return True
 
 
 def wait_for_stop(stop: Waker) -> None:

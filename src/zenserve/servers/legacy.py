@@ -20,9 +20,15 @@ import logging
 import select
 import socket
 import socketserver
+from typing import Any
 
 from zenserve.servers import base
-from zenserve.servers.blocking import ConnectionSlots, ConversationStop, converse
+from zenserve.servers.blocking import (
+    ConnectionSlots,
+    ConversationStop,
+    back_off_if_out_of_resources,
+    converse,
+)
 
 log = logging.getLogger("zenserve.server")
 
@@ -57,6 +63,14 @@ class ZenTCPServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
         self.socket.close()  # TCPServer made a socket of its own; serve ours
         self.socket = listener
         self.context, self.stop, self.slots = context, stop, slots
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        try:
+            return self.socket.accept()
+        except OSError as error:
+            # BaseServer drops the error and would poll and fail again at once.
+            back_off_if_out_of_resources(error, self.stop)
+            raise
 
     def verify_request(self, request: socket.socket | tuple[bytes, socket.socket],
                        client_address: object) -> bool:

@@ -41,6 +41,7 @@ class Server(base.Server):
         # Only a --max-connections below the pool size can refuse anyone: an
         # accepting thread is never one of the busy ones.
         self._slots = ConnectionSlots(context.limits.max_connections)
+        self._failure: Exception | None = None
 
     def serve_forever(self) -> None:
         self.listener.setblocking(False)
@@ -60,11 +61,21 @@ class Server(base.Server):
                 thread.join(max(0.0, deadline - time.monotonic()))
         finally:
             self._stop.close()
+        if self._failure is not None:
+            raise ZenserveError(f"serving failed: {self._failure}")
 
     def shutdown(self, graceful: bool = True) -> None:
         self._stop.wake(graceful)
 
     def _accept_and_converse(self) -> None:
+        try:
+            self._serve_clients()
+        except Exception as error:  # a broken listener: a pool that shrinks would hang
+            log.error("A pool thread failed (%s); stopping", error)
+            self._failure = error
+            self._stop.wake(graceful=True)
+
+    def _serve_clients(self) -> None:
         context, stop, slots = self.context, self._stop, self._slots
         while True:
             with self._turn_to_accept:
