@@ -29,7 +29,8 @@ class ProgressDisplay:
             self.bar = ProgressBar(
                 TextColumn("{task.description:<9}"), BarColumn(),
                 TextColumn("{task.fields[rate]:>9} req/s  {task.fields[errors]} errors"),
-                TimeRemainingColumn(), console=self.console, transient=True)
+                TimeRemainingColumn(), console=self.console, transient=True,
+                refresh_per_second=4)  # the coordinator shares the cores with the load
             self.bar.__enter__()
             self.task = self.bar.add_task("starting", total=1.0, rate="-", errors=0)
         return self
