@@ -186,3 +186,13 @@ def test_ctrl_c_stops_the_command_and_its_load_processes() -> None:
             process.kill()
             process.communicate(timeout=10)
 
+
+
+def test_an_open_loop_that_falls_behind_its_rate_is_flagged_saturated() -> None:
+    with TestServer(Behaviour(delay=0.010)) as server:
+        command = [sys.executable, "-m", "zenserve", "bench", "-p", str(server.port),
+                   "-c", "2", "-R", "1000", "-d", "1s", "--warmup", "0s", "--processes", "1"]
+        completed = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert completed.returncode == 0, completed.stderr
+    assert "warning: the load generator may have been the bottleneck" in completed.stdout
+    assert "of the 1,000 requests/s target" in completed.stdout
