@@ -59,16 +59,20 @@ def _latency_cells(summary: LatencySummary) -> list[str]:
     return [f"{value:.3f}" for value in values]
 
 
-def summary_table(result: BenchResult) -> Table:
-    """Requests, req/s, errors by kind, latency percentiles, client CPU."""
+def title_line(result: BenchResult) -> str:
+    """What ran: address, loop, connections, processes, times."""
     options = result.options
     mode = (f"open loop at {options.rate:,.0f} req/s" if options.rate is not None
             else "closed loop")
     if options.connection_per_request:
         mode += ", a connection per request"
-    title = (f"{options.host}:{options.port}  {mode}, {options.connections} connections, "
-             f"{_processes(len(result.worker_cpu_percent))} on {result.event_loop}, "
-             f"{result.duration_s:g}s after {options.warmup:g}s warmup")
+    return (f"{options.host}:{options.port}  {mode}, {options.connections} connections, "
+            f"{_processes(len(result.worker_cpu_percent))} on {result.event_loop}, "
+            f"{result.duration_s:g}s after {options.warmup:g}s warmup")
+
+
+def latency_table(result: BenchResult) -> Table:
+    """Latency (and, in open loop, service time) percentiles in milliseconds."""
     table = Table()
     table.add_column("")
     for heading in ("min", "p50", "p90", "p99", "p99.9", "max"):
@@ -76,18 +80,16 @@ def summary_table(result: BenchResult) -> Table:
     table.add_row("latency ms", *_latency_cells(result.latency))
     if result.service_time is not None:
         table.add_row("service ms", *_latency_cells(result.service_time))
-    counts = Table.grid(padding=(0, 2))
-    counts.add_row("requests", f"{result.requests:,}", "req/s", f"{result.throughput_rps:,.1f}")
+    return table
+
+
+def count_lines(result: BenchResult) -> list[str]:
+    """Requests, req/s, client CPU; errors by kind."""
     errors = ", ".join(f"{kind.replace('_', ' ')} {result.errors[kind]:,}"
                        for kind in ERROR_KINDS)
-    counts.add_row("errors", f"{result.errors_total:,}", "by kind", errors)
-    counts.add_row("client CPU", f"{result.client_cpu_percent:.0f}%", "unfinished",
-                   f"{result.unfinished:,}")
-    outer = Table.grid()
-    outer.add_row(title)
-    outer.add_row(table)
-    outer.add_row(counts)
-    return outer
+    return [f"requests {result.requests:,}   req/s {result.throughput_rps:,.1f}   "
+            f"client CPU {result.client_cpu_percent:.0f}%   unfinished {result.unfinished:,}",
+            f"errors {result.errors_total:,}: {errors}"]
 
 
 def timeline_table(result: BenchResult) -> Table:
@@ -104,7 +106,11 @@ def timeline_table(result: BenchResult) -> Table:
 
 def print_result(result: BenchResult, console: Console, timeline: bool = True) -> None:
     """The summary, the timeline, and a warning when the generator was the bottleneck."""
-    console.print(summary_table(result))
+    # Long lines are not wrapped, so that logs keep one fact per line.
+    console.print(title_line(result), soft_wrap=True, highlight=False)
+    console.print(latency_table(result))
+    for line in count_lines(result):
+        console.print(line, soft_wrap=True, highlight=False)
     if timeline:
         console.print(timeline_table(result))
     warn_if_saturated(result, console)
@@ -115,7 +121,7 @@ def warn_if_saturated(result: BenchResult, console: Console) -> None:
     if result.saturated:
         console.print("warning: the load generator may have been the bottleneck: "
                       + "; ".join(result.saturation_reasons), style="bold yellow",
-                      highlight=False)
+                      highlight=False, soft_wrap=True)
 
 
 def _processes(count: int) -> str:
