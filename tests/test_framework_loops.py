@@ -67,17 +67,18 @@ def test_io_cost_lets_others_through_while_block_cost_stalls_the_loop(
         for _ in range(QUICK_ROUND_TRIPS):
             quick.sendall(QUESTION)
             assert read_answers(quick, 1) == [ANSWER]
-        quick_done = time.monotonic() - started
         patient_still_waiting = waiting_for_answers(patient)
         assert read_answers(patient, PATIENT_QUESTIONS) == [ANSWER] * PATIENT_QUESTIONS
+        all_answered = time.monotonic() - started
     if kind == "io":
         # The quick client asked three times, one after the other, while the
         # patient one's answers were still being waited for.
         assert patient_still_waiting
     else:
-        # Every cost was spent in a row by the one loop, whatever the order:
-        # a lower bound, which a busy machine can only make larger.
-        assert quick_done >= (PATIENT_QUESTIONS + QUICK_ROUND_TRIPS) * COST * 0.98
+        # Every cost was spent in a row by the one loop (in whichever order it
+        # woke the two clients): a lower bound, which a busy machine can only
+        # make larger. Overlapping costs would be done in 8 of the 11.
+        assert all_answered >= (PATIENT_QUESTIONS + QUICK_ROUND_TRIPS) * COST * 0.98
 
 
 # Backpressure while questions wait for an io cost.
