@@ -42,7 +42,7 @@ from contenders import (
 )
 from race import Entrant, RaceSettings, run_race
 from reference import build_reference
-from results_file import command_line, machine_lines, update_section
+from results_file import busy_machine_note, command_line, machine_lines, update_section
 
 from zenserve.book import write_listings
 from zenserve.errors import ZenserveError
@@ -204,8 +204,9 @@ def report(groups: Sequence[GroupResult], args: argparse.Namespace,
            features: ServeFeatures) -> str:
     """The markdown section: heading, provenance, table, verdicts and notes."""
     lines = ["## Architectures vs the book's listings and the C reference", ""]
-    if args.provisional:
-        lines += [f"**PROVISIONAL: {args.provisional}. Not final numbers.**", ""]
+    reasons = [reason for reason in (args.provisional, busy_machine_note()) if reason]
+    if reasons:
+        lines += [f"**PROVISIONAL: {'; '.join(reasons)}. Not final numbers.**", ""]
     lines += [f"- command: `{command_line()}` (or `make bench`)", *machine_lines(),
               f"- each point: median of {args.rounds} run(s) of {args.seconds:g} s by the C "
               "reference load generator (zen_ref_load.c, cc -O2), contenders interleaved",

@@ -45,7 +45,7 @@ from profile_tools import (
     strace_counting,
 )
 from reference import LoadResult, build_reference, run_reference_load
-from results_file import command_line, machine_lines, update_section
+from results_file import busy_machine_note, command_line, machine_lines, update_section
 
 from zenserve.errors import ZenserveError
 from zenserve.servers import ARCHITECTURES
@@ -209,7 +209,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                                             args.seconds))
             except (ZenserveError, RuntimeError) as error:
                 profiles.append(Profile(label, failure=str(error)))
+    busy = busy_machine_note()
     text = "\n".join(["## Where the time goes (profile_hotspots.py)", "",
+                      *([f"**PROVISIONAL: {busy}.**", ""] if busy else []),
                       f"- command: `{command_line()}`", *machine_lines(),
                       f"- {args.connections} connections, {args.seconds:g} s per run, "
                       "driven by the C reference load generator; zenserve with "
