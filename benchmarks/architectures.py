@@ -207,7 +207,9 @@ def report(groups: Sequence[GroupResult], args: argparse.Namespace,
     reasons = [reason for reason in (args.provisional, busy_machine_note()) if reason]
     if reasons:
         lines += [f"**PROVISIONAL: {'; '.join(reasons)}. Not final numbers.**", ""]
-    lines += [f"- command: `{command_line()}` (or `make bench`)", *machine_lines(),
+    make_target = {(): " (or `make bench`)", ("--quick",): " (or `make bench-quick`)"}
+    lines += [f"- command: `{command_line()}`{make_target.get(tuple(sys.argv[1:]), '')}",
+              *machine_lines(),
               f"- each point: median of {args.rounds} run(s) of {args.seconds:g} s by the C "
               "reference load generator (zen_ref_load.c, cc -O2), contenders interleaved",
               "- zenserve: default limits, metrics "
