@@ -206,7 +206,9 @@ def report(groups: Sequence[GroupResult], args: argparse.Namespace,
     lines = ["## Architectures vs the book's listings and the C reference", ""]
     reasons = [reason for reason in (args.provisional, busy_machine_note()) if reason]
     if reasons:
-        lines += [f"**PROVISIONAL: {'; '.join(reasons)}. Not final numbers.**", ""]
+        lines += [f"**PROVISIONAL: {'; '.join(reasons)}. Not final numbers.** The full run: "
+                  "`make bench` (3 rounds × 2 s per point, about 20 minutes) on a quiet machine.",
+                  ""]
     make_target = {(): " (or `make bench`)", ("--quick",): " (or `make bench-quick`)"}
     lines += [f"- command: `{command_line()}`{make_target.get(tuple(sys.argv[1:]), '')}",
               *machine_lines(),
