@@ -95,7 +95,9 @@ class EventLoopServer(ConnectionIO, Generic[Event]):
 
     def _next_timer(self) -> float:
         """When the loop must wake up even if no socket is ready."""
-        nearest = min(self._deadlines.nearest(), self._answers_due.nearest())
+        nearest = self._deadlines.nearest()
+        if self._io_delay:
+            nearest = min(nearest, self._answers_due.nearest())
         if self._accept_resume:
             nearest = min(nearest, self._accept_resume)
         if self._stopping:
