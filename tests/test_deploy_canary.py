@@ -113,18 +113,20 @@ def test_promote_and_abort_by_hand(tmp_path: Path) -> None:
     with deployment(stable, tmp_path / "control.sock") as running:
         first_id = running.begin(second)
         wait_for(lambda: (running.status()["rollout"] or {}).get("phase") == "step")  # type: ignore[union-attr]
-        busy = running.command("release", str(third))
-        assert busy.returncode == 2 and "a rollout of v2 is in progress" in busy.stderr
+        busy = running.client.request({"command": "release", "path": str(third)})
+        assert "a rollout of v2 is in progress" in str(busy["error"])
         aborted = running.command("abort")
-        assert aborted.returncode == 0, aborted.stderr
+        assert (aborted.returncode, aborted.stdout.strip()) == (0, "deployment 1: v2 aborting")
         assert running.wait(first_id)["result"] == "rolled back"
-        assert running.command("abort").stderr.strip().endswith("no rollout in progress")
+        again = running.client.request({"command": "abort"})
+        assert again == {"error": "no rollout in progress"}
         second_id = running.begin(third)
         wait_for(lambda: (running.status()["rollout"] or {}).get("phase") == "step")  # type: ignore[union-attr]
         assert running.command("promote").returncode == 0
         assert running.wait(second_id)["result"] == "promoted"
         status = running.command("status")
         assert status.returncode == 0 and "stable: v3" in status.stdout
+        assert "last rollout: v3 promoted" in status.stdout
 
 
 def test_a_killed_worker_does_not_change_the_verdict(tmp_path: Path) -> None:

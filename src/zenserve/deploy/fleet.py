@@ -37,6 +37,10 @@ class Fleet:
         self.router = Router(self._watch_backlog)
         self.recent: dict[int, deque[tuple[float, Sample]]] = {}
         self.retired = Sample()  # counts of generations that are gone
+        # Workers started ahead of need (imports done), so a new generation's
+        # workers start in milliseconds rather than an interpreter's start-up.
+        self.spares: list[WorkerProcess] = []
+        self.spare_count = 1
 
     def launch(self, release: Release) -> Generation:
         generation = Generation(release)
@@ -62,12 +66,22 @@ class Fleet:
                     worker.check_health(now)
             self._grow(generation, now)
             self._remember(generation, now)
+        self._keep_spares(now)
         self.router.flush()
 
     def _grow(self, generation: Generation, now: float) -> None:
         while len(generation.live()) < generation.target and now >= generation.next_spawn:
-            generation.workers.append(WorkerProcess(generation, self.reactor, self.router.route,
-                                                    next(generation.slots)))
+            worker = self.spares.pop(0) if self.spares else self._spawn()
+            worker.assign(generation, next(generation.slots))
+            generation.workers.append(worker)
+
+    def _spawn(self) -> WorkerProcess:
+        return WorkerProcess(self.reactor, self.router.route)
+
+    def _keep_spares(self, now: float) -> None:
+        self.spares = [spare for spare in self.spares if not spare.reap(now)]
+        while len(self.spares) < self.spare_count:
+            self.spares.append(self._spawn())
 
     def _remember(self, generation: Generation, now: float) -> None:
         history = self.recent[generation.id]
@@ -108,6 +122,7 @@ class Fleet:
 
     def stop_all(self) -> None:
         """SIGTERM: every worker finishes its conversations where they are, then exits."""
+        self._retire_spares()
         for generation in self.generations.values():
             generation.target = 0
             generation.weight = 0
@@ -115,14 +130,21 @@ class Fleet:
                 worker.stop(generation.release.limits.graceful_timeout)
 
     def kill_all(self) -> None:
+        self._retire_spares()
         for generation in self.generations.values():
             generation.target = 0
             for worker in generation.workers:
                 worker.kill("the supervisor is stopping at once")
 
+    def _retire_spares(self) -> None:
+        self.spare_count = 0
+        for spare in self.spares:
+            spare.stop(0.0)
+
     @property
     def idle(self) -> bool:
-        return not any(generation.workers for generation in self.generations.values())
+        return not self.spares and not any(
+            generation.workers for generation in self.generations.values())
 
     def _watch_backlog(self, worker: WorkerProcess) -> None:
         def on_writable() -> None:

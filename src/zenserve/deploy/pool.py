@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import os
 import subprocess
 import sys
 import time
@@ -23,7 +22,8 @@ from zenserve.deploy.reactor import Reactor
 from zenserve.deploy.release import Release
 from zenserve.deploy.worker import spec_to_json
 
-STARTING, READY, DRAINING, STOPPING, EXITED = "starting", "ready", "draining", "stopping", "exited"
+SPARE, STARTING, READY, DRAINING, STOPPING, EXITED = (
+    "spare", "starting", "ready", "draining", "stopping", "exited")
 # A heartbeat answered wrongly this many times in a row means the worker is unhealthy.
 UNHEALTHY_AFTER = 3
 # A worker that dies this soon after it started counts as a crash loop (back off).
@@ -35,31 +35,26 @@ HandoffHandler = Callable[[int], None]
 
 
 class WorkerProcess:
-    """One worker process of a generation."""
+    """One worker process: a spare until it is assigned to a generation."""
 
-    def __init__(self, generation: Generation, reactor: Reactor, on_handoff: HandoffHandler,
-                 slot: int) -> None:
-        self.generation = generation
-        self.slot = slot
+    def __init__(self, reactor: Reactor, on_handoff: HandoffHandler) -> None:
         self._reactor = reactor
         self._on_handoff = on_handoff
-        release = generation.release
         self.connections, worker_connections = channel.connection_channel()
         self.control, worker_control = channel.control_channel()
-        env = dict(os.environ, ZENSERVE_GENERATION=str(generation.id),
-                   ZENSERVE_VERSION=release.version)
         with worker_connections, worker_control:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "zenserve.deploy.worker",
-                 spec_to_json(release.server_config()),
                  str(worker_connections.fileno()), str(worker_control.fileno())],
                 pass_fds=(worker_connections.fileno(), worker_control.fileno()),
-                stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+                stdin=subprocess.DEVNULL, start_new_session=True)
         self.pid = self.process.pid
         self.connections.setblocking(False)
         self.control.setblocking(False)
         reactor.watch(self.control, self._on_control)
-        self.state = STARTING
+        self._generation: Generation | None = None
+        self.slot = 0
+        self.state = SPARE
         self.started_at = time.monotonic()
         self.said_ready = False
         self.sample = Sample()
@@ -71,8 +66,26 @@ class WorkerProcess:
         self.stop_deadline = 0.0
         self.failure = ""  # why it was killed, for the generation's record
         self.channel_open = True
-        self.state_at_exit = STARTING
+        self.state_at_exit = SPARE
         self.exit_expected = False
+
+    @property
+    def generation(self) -> Generation:
+        assert self._generation is not None, "a spare worker has no generation"
+        return self._generation
+
+    def assign(self, generation: Generation, slot: int) -> None:
+        """Serve ``generation``'s release (the spare has imported everything already)."""
+        release = generation.release
+        self._generation, self.slot = generation, slot
+        self.state, self.started_at = STARTING, time.monotonic()
+        try:
+            channel.send_message(self.control, {
+                "command": "serve", "config": spec_to_json(release.server_config()),
+                "environment": {"ZENSERVE_GENERATION": str(generation.id),
+                                "ZENSERVE_VERSION": release.version}})
+        except OSError:
+            self.kill("its control channel is broken")
 
     @property
     def routable(self) -> bool:
@@ -94,7 +107,7 @@ class WorkerProcess:
         if self.state in (EXITED, STOPPING) or (self.state == DRAINING and command == "drain"):
             return
         self._drop_probe()
-        if self.state == STARTING and not self.said_ready:
+        if self.state in (SPARE, STARTING) and not self.said_ready:
             with contextlib.suppress(ProcessLookupError):  # nothing to drain yet
                 self.process.kill()
             self.state, self.stop_deadline = STOPPING, time.monotonic()

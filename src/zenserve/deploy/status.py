@@ -20,7 +20,8 @@ def describe(site: Site, commands: Commands) -> Message:
     rollout = site.rollout
     described_rollout = None
     if rollout is not None and rollout.result is None:
-        described_rollout = {"deployment": commands.deployment, **rollout.describe()}
+        described_rollout = {"deployment": commands.deployment, **rollout.describe(),
+                             "followers": len(commands.waiters)}
     last = commands.history[max(commands.history)] if commands.history else None
     total = site.totals()
     return {

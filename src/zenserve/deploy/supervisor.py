@@ -39,6 +39,8 @@ TICK_SECONDS = 0.02
 ACCEPT_BATCH = 64
 # Out of descriptors: stop accepting this long instead of spinning.
 ACCEPT_BACKOFF_SECONDS = 0.1
+# Spare workers kept started (one more than the stable workers, at most this many).
+MAX_SPARES = 4
 _RESOURCE_ERRORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 
 
@@ -129,6 +131,8 @@ class Supervisor:
         return self.rollout
 
     def _tick(self, now: float) -> None:
+        if not self.stopping:
+            self.fleet.spare_count = min(MAX_SPARES, self.stable.release.workers + 1)
         self.fleet.tick(now)
         rollout = self.rollout
         if rollout is not None and rollout.result is None:

@@ -1,7 +1,8 @@
 """One worker process of a generation: any deployable architecture on routed connections.
 
-Started by the supervisor as ``python -m zenserve.deploy.worker SPEC`` with its
-two channels inherited (see ``channel``). The main thread runs the
+Started by the supervisor as ``python -m zenserve.deploy.worker`` with its two
+channels inherited (see ``channel``), ahead of need: a *spare* imports
+everything, then waits for the release it is assigned. The main thread runs the
 architecture's ``serve_forever``; a control thread reports counts every
 ``REPORT_SECONDS`` (which is also how the supervisor knows it is alive) and
 obeys ``drain`` (hand every connection back at a request boundary, then exit)
@@ -10,6 +11,7 @@ and ``stop`` (finish conversations where they are, then exit).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -138,8 +140,7 @@ def spec_from_json(text: str) -> ServerConfig:
 class Worker:
     """The architecture, its routed listener, and the control thread beside it."""
 
-    def __init__(self, config: ServerConfig, connection_fd: int, control_fd: int) -> None:
-        control = socket.socket(fileno=control_fd)
+    def __init__(self, config: ServerConfig, connection_fd: int, control: socket.socket) -> None:
         control.settimeout(5.0)  # a handoff or report never blocks a worker for long
         self.state = WorkerState(control)
         self.tally = Tally()
@@ -232,14 +233,43 @@ class Worker:
         return True
 
 
+def wait_for_assignment(control: socket.socket) -> tuple[ServerConfig, dict[str, str]] | None:
+    """A spare waits here, imports done, until the supervisor assigns it a release."""
+    while True:
+        message, fd, still_open = channel.receive_control(control)
+        if fd is not None:
+            os.close(fd)
+        if not still_open:
+            return None  # the supervisor no longer needs this spare
+        if message is not None and message.get("command") == "serve":
+            return spec_from_json(message["config"]), dict(message.get("environment") or {})
+
+
+def preload_architectures() -> None:
+    """Import every deployable architecture now, so that a spare starts any of them at once."""
+    from zenserve.deploy.release import deployable_architectures
+
+    for name in deployable_architectures():
+        with contextlib.suppress(ZenserveError):
+            server_class(name)
+
+
 def main(argv: list[str]) -> int:
-    """Entry point: ``python -m zenserve.deploy.worker SPEC CONNECTION_FD CONTROL_FD``."""
-    config = spec_from_json(argv[0])
+    """Entry point: ``python -m zenserve.deploy.worker CONNECTION_FD CONTROL_FD``."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides for its workers
+    connection_fd, control_fd = int(argv[0]), int(argv[1])
+    control = socket.socket(fileno=control_fd)
+    preload_architectures()
+    assignment = wait_for_assignment(control)
+    if assignment is None:
+        return 0
+    config, environment = assignment
+    os.environ.update(environment)  # ZENSERVE_GENERATION and ZENSERVE_VERSION, for services
     logging.basicConfig(level=logging.INFO if config.verbose else logging.WARNING,
                         format="%(asctime)s %(process)d %(levelname)s %(message)s",
                         stream=sys.stderr)
     try:
-        worker = Worker(config, int(argv[1]), int(argv[2]))
+        worker = Worker(config, connection_fd, control)
     except ZenserveError as error:
         print(f"zenserve deploy worker: error: {error}", file=sys.stderr)
         return 2
@@ -248,7 +278,6 @@ def main(argv: list[str]) -> int:
         worker.stop(graceful=True)
 
     signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides for its workers
     worker.run()
     return 0
 
