@@ -22,7 +22,7 @@ from zenserve.footprint import process_tree
 
 SPARE_DESCRIPTORS = 16  # what the server may open beyond what it holds when ready
 CONNECTIONS = 120  # well past the limit
-CPU_WINDOW = 1.5
+CPU_WINDOW = 1.0
 CPU_LIMIT = 0.3  # of one core, for the whole tree; a spinning accept loop takes ~1.0 per process
 MAX_LOG_LINES = 200  # backing off must not mean logging every retry
 

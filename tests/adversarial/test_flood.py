@@ -22,8 +22,8 @@ from zenserve.hostile import Flood
 
 FLOOD_QUESTIONS = 100_000
 MEMORY_GROWTH_LIMIT = 50 * 2**20  # the bound on the server's growth
-STALL_WINDOW = 1.0  # how long the flooder does not read, while others are served
-OTHER_CLIENT_ASKS = 20
+STALL_WINDOW = 0.5  # how long the flooder does not read, while others are served
+OTHER_CLIENT_ASKS = 10
 SAMPLE_INTERVAL = 0.02
 
 
