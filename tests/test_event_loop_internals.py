@@ -18,6 +18,7 @@ import pytest
 
 from tests.helpers import ANSWER, QUESTION, SOCKET_TIMEOUT, ask, read_until_closed, wait_for
 from zenserve.config import Limits, ServerConfig
+from zenserve.conversation import Conversation
 from zenserve.net import bind_listener
 from zenserve.protocol import ERROR_UNKNOWN
 from zenserve.servers import server_class
@@ -160,3 +161,23 @@ def test_a_connection_closed_at_once_leaves_no_state_behind(arch: str) -> None:
         wait_for(lambda: stats.connections_opened == 51 and stats.connections_active == 0)
         assert server.open_connections() == []
         assert len(server._deadlines._live) == 0
+
+
+def test_an_unexpected_error_costs_one_connection_not_the_server(
+    arch: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    receive = Conversation.receive
+
+    def failing_receive(self: Conversation, data: bytes) -> bytes:
+        if b"boom" in data:
+            raise RuntimeError("a bug in the loop's path")
+        return receive(self, data)
+
+    monkeypatch.setattr(Conversation, "receive", failing_receive)
+    with serving(arch, tcp_listener()) as server:
+        port = server.listener.getsockname()[1]
+        with socket.create_connection(("127.0.0.1", port), timeout=SOCKET_TIMEOUT) as victim:
+            victim.sendall(b"boom?")
+            assert read_until_closed(victim) == b""
+        assert ask(port) == ANSWER
+    assert "a bug in the loop's path" in caplog.text

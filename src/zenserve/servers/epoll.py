@@ -46,15 +46,15 @@ class Server(EventLoopServer[Ready]):
         for key, mask in events:
             connection = key.data
             if connection is None:
-                if key.fileobj is self.listener:
-                    self._on_listener()
-                else:
-                    self._on_waker()
+                self._on_own_socket(key.fd)  # the listener or the waker
                 continue
-            if mask & _READ:
-                on_readable(connection)
-            if mask & _WRITE and connection.outgoing:
-                on_writable(connection)
+            try:
+                if mask & _READ:
+                    on_readable(connection)
+                if mask & _WRITE and connection.outgoing:
+                    on_writable(connection)
+            except Exception as error:  # a bug costs one connection, not the server
+                self._on_failure(connection, error)
 
     def _close_poller(self) -> None:
         self._selector.close()

@@ -17,6 +17,7 @@ a new connection then reused.
 from __future__ import annotations
 
 import abc
+import contextlib
 import logging
 import math
 import socket
@@ -45,6 +46,8 @@ class EventLoopServer(ConnectionIO, Generic[Event]):
     def __init__(self, listener: socket.socket, context: base.ServeContext) -> None:
         super().__init__(listener, context)
         self._waker = base.Waker()
+        self._listener_fd = listener.fileno()
+        self._waker_fd = self._waker.fileno()
         self._serial = 0
         self._stopping = False
         self._stop_deadline = math.inf
@@ -61,6 +64,20 @@ class EventLoopServer(ConnectionIO, Generic[Event]):
 
     def _close_poller(self) -> None:
         """Release the readiness object, if it holds a descriptor."""
+
+    def _on_own_socket(self, fd: int) -> None:
+        """The listener or the waker is ready."""
+        if fd == self._listener_fd:
+            if not self._stopping:  # the waker may have come first in this batch
+                self._on_listener()
+        elif fd == self._waker_fd:
+            self._on_waker()
+
+    def _on_failure(self, connection: Connection, error: Exception) -> None:
+        log.error("Client %s: unexpected error; closing it", connection.conversation.peer,
+                  exc_info=error)
+        with contextlib.suppress(Exception):
+            self._close(connection)
 
     def open_connections(self) -> list[Connection]:
         """The connections being served (a snapshot, for tests and debugging)."""
@@ -168,7 +185,11 @@ class EventLoopServer(ConnectionIO, Generic[Event]):
             except OSError as error:
                 self._back_off_accepting(error)
                 return
-            self._open(sock, address)
+            try:
+                self._open(sock, address)
+            except OSError as error:  # reset before we could set it up
+                log.info("Client %s error: %s", describe_address(address), error)
+                sock.close()
 
     def _back_off_accepting(self, error: OSError) -> None:
         if not self._accept_failing:

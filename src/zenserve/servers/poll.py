@@ -28,7 +28,6 @@ class Server(EventLoopServer[tuple[int, int]]):
     def __init__(self, listener: socket.socket, context: base.ServeContext) -> None:
         super().__init__(listener, context)
         self._poller = poll()
-        self._listener_fd = listener.fileno()
 
     def _register(self, fileobj: HasFileno, interest: int, connection: Connection | None) -> None:
         self._poller.register(fileobj, _POLL_MASKS[interest])
@@ -48,17 +47,17 @@ class Server(EventLoopServer[tuple[int, int]]):
         for fd, mask in events:
             connection = connections.get(fd)
             if connection is None:
-                if fd == self._listener_fd:
-                    self._on_listener()
-                else:
-                    self._on_waker()
+                self._on_own_socket(fd)  # the listener or the waker
                 continue
-            if mask == POLLIN:  # the common case, first
-                on_readable(connection)
-                continue
-            if mask & _TROUBLE:
-                mask |= _POLL_MASKS[connection.interest]
-            if mask & POLLIN:
-                on_readable(connection)
-            if mask & POLLOUT and connection.outgoing:
-                on_writable(connection)
+            try:
+                if mask == POLLIN:  # the common case, first
+                    on_readable(connection)
+                    continue
+                if mask & _TROUBLE:
+                    mask |= _POLL_MASKS[connection.interest]
+                if mask & POLLIN:
+                    on_readable(connection)
+                if mask & POLLOUT and connection.outgoing:
+                    on_writable(connection)
+            except Exception as error:  # a bug costs one connection, not the server
+                self._on_failure(connection, error)
