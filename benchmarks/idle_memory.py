@@ -1,7 +1,7 @@
 """Resident memory per idle connection (C10K) on every event-loop architecture.
 
     .venv/bin/python benchmarks/idle_memory.py                     # 10,000 connections each
-    .venv/bin/python benchmarks/idle_memory.py --connections 2000 --arch poll
+    .venv/bin/python benchmarks/idle_memory.py --quick --arch poll   # 2,000, provisional
 
 For each architecture, starts `zenserve serve`, opens the connections from
 this process (raising its soft descriptor limit; the server inherits it),
@@ -62,9 +62,13 @@ def measure(architecture: str, connections: int) -> tuple[float, float, bool]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--connections", type=int, default=10_000)
+    parser.add_argument("--quick", action="store_true",
+                        help="2,000 connections, marked provisional")
     parser.add_argument("--arch", action="append", default=[],
                         help="architecture (repeatable; default: every event loop)")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.connections = min(args.connections, 2_000)
     names = args.arch or [name for name, arch in ARCHITECTURES.items() if arch.event_loop]
     raise_descriptor_limit(args.connections + 1000)
     rows = ["| architecture | KiB of RSS per idle connection | held all in | a client served |",
@@ -75,6 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     f"{'yes' if served else 'NO'} |")
         print(rows[-1], flush=True)
     body = [f"## Resident memory per idle connection ({args.connections:,} connections)", "",
+            *(["**PROVISIONAL: --quick run.**", ""] if args.quick else []),
             f"- command: `{command_line()}`", *machine_lines(),
             "- RSS of the server process after it holds every connection, minus before, "
             "divided by their number", "", *rows]

@@ -29,6 +29,8 @@ BENCHMARKS = {
                        "alone and under --workers 2 (issue 3: metrics must cost little)",
     "bench_vs_reference.py": "zenserve bench vs the C reference load generator "
                              "(issue 4, issue 7 target 3)",
+    "idle_memory.py": "resident memory per idle connection at 10,000 connections "
+                      "(issue 6 C10K, issue 7 target 5)",
 }
 # Each script bounds its own runs; this only catches one that hangs regardless.
 SCRIPT_TIMEOUT_SECONDS = 3 * 3600
