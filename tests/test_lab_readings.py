@@ -17,6 +17,7 @@ import pytest
 from zenserve.errors import ZenserveError
 from zenserve.lab import analysis, readings
 from zenserve.lab.compare import write
+from zenserve.lab.experiments import latency
 from zenserve.lab.plan import quick_plan, tiny_plan, with_architectures
 from zenserve.lab.points import Point, summarize
 from zenserve.lab.results import Results
@@ -137,9 +138,9 @@ def test_availability_names_who_was_harmed_and_what_a_killed_worker_cost() -> No
     points = []
     for name, ratios, p99 in (("single", (1.0, 0.0), (2.0, NAN)),
                               ("epoll", (1.0, 0.995), (0.4, 0.9))):
-        for condition, ratio, latency in zip(("none", "mixed"), ratios, p99, strict=True):
+        for condition, ratio, p99_ms in zip(("none", "mixed"), ratios, p99, strict=True):
             points += [flat("availability", name, "success_ratio", ratio, condition=condition),
-                       summarize("availability", name, "latency_p99_ms", [latency] * 3,
+                       summarize("availability", name, "latency_p99_ms", [p99_ms] * 3,
                                  condition=condition)]
     points += [summarize("worker_kill", "epoll", "requests_lost", [2, 3, 7], workers=2),
                summarize("worker_kill", "epoll", "recovery_ms", [110, 120, 150], workers=2)]
@@ -147,7 +148,7 @@ def test_availability_names_who_was_harmed_and_what_a_killed_worker_cost() -> No
     assert text[0] == "With no misbehaving clients, normal clients got 100% to 100% of their " \
                       "requests answered."
     assert text[1] == "With mixed clients mixed in, single answered only 0.0% of normal " \
-                      "requests (p99 no answers)."
+                      "requests (no answer at all)."
     assert text[2] == "With mixed clients, epoll still answered 99.0% or more (p99 epoll " \
                       "0.40 ms → 0.90 ms)."
     assert text[3] == "Killing one of epoll's 2 workers mid-run lost 3 normal requests " \
@@ -165,8 +166,9 @@ def test_scalability_reads_overlap_and_worker_gain() -> None:
     points = (scaling("threaded", "block", 3900, 7000) + scaling("epoll", "block", 980, 1900)
               + scaling("threaded", "cpu", 900, 1000) + scaling("epoll", "cpu", 950, 1700))
     text = readings.scalability(points, plan)
-    assert text[0] == ("With a 1ms block cost and one worker: threaded 3,900 req/s (≈3.9 at "
-                       "once) and epoll 980 req/s (≈1.0 at once).")
+    assert text[0] == ("With a 1ms block cost and one worker (in brackets, how many requests' "
+                       "cost was being paid at once, req/s × 1ms): threaded 3,900 req/s (≈3.9) "
+                       "and epoll 980 req/s (≈1.0).")
     assert text[1] == "A second worker process helps with the block cost: threaded ×1.79 and " \
                       "epoll ×1.94."
     assert "A second worker process helps with the cpu cost: epoll ×1.79." in text
@@ -215,3 +217,23 @@ def test_the_command_rejects_an_unknown_architecture_in_one_line(tmp_path: Path)
         f"zenserve compare: error: unknown architecture 'nope'; choose one of: "
         f"{', '.join(ARCHITECTURES)}"]
     assert not (tmp_path / "out").exists()  # nothing started, nothing written
+
+
+def test_a_noisy_low_rung_does_not_move_the_knee() -> None:
+    # p99 8 ms at the lowest rate (a hiccup), 0.8 ms at the next: the bar is the best p99.
+    points = ladder("threaded", {310: (310, 8.0, 1.0), 400: (400, 0.8, 0.7),
+                                 750: (750, 7.5, 1.0), 1500: (1500, 4.4, 1.0)}, fixed=400)
+    (knee,) = analysis.knees(points, measured_seconds=0.25)
+    assert knee.baseline.rate == 400
+    assert knee.last_sustained is not None and knee.last_sustained.rate == 400
+    assert knee.first_broken is not None and knee.first_broken.rate == 750
+
+
+def test_rates_are_round_and_the_fixed_rate_is_half_the_slowest_peak() -> None:
+    assert latency.round_rate(1234.5) == 1200.0
+    assert latency.round_rate(87.0) == 87.0
+    assert latency.round_rate(3.0) == 10.0
+    rungs, fixed = latency.choose_rates({"single": 1000.0, "epoll": 9000.0}, (0.1, 0.5, 1.0))
+    assert fixed == 500.0
+    assert rungs == [500.0, 900.0, 4500.0, 9000.0]
+    assert latency.choose_rates({"single": 0.0}, (0.5,)) == ([], 0.0)

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from rich.console import Console
-
-from zenserve import lab
-from zenserve.lab.progress import ProgressReporter
-from zenserve.lab.summary import summary_table
+if TYPE_CHECKING:
+    from zenserve.lab import Plan
 
 HELP = ("start each architecture in turn, measure throughput, latency, concurrency, "
         "availability and scalability, and write a report with plots")
@@ -30,8 +28,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)
 
 
-def plan_from(args: argparse.Namespace) -> lab.Plan:
+def plan_from(args: argparse.Namespace) -> Plan:
     """The plan the options ask for."""
+    from zenserve import lab
+
     plan = lab.tiny_plan() if args.tiny else lab.quick_plan() if args.quick else lab.full_plan()
     if args.architectures is not None:
         names = [name.strip() for name in args.architectures.split(",") if name.strip()]
@@ -40,8 +40,18 @@ def plan_from(args: argparse.Namespace) -> lab.Plan:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Imported here: every `zenserve` command builds the whole parser, and
+    # `zenserve serve` should not pay for the lab, rich and the load generator.
+    from rich.console import Console
+
+    from zenserve import lab
+    from zenserve.lab.progress import ProgressReporter
+    from zenserve.lab.summary import summary_table
+
     plan = plan_from(args)
     console = Console()
+    if not console.is_terminal:
+        console = Console(width=120)  # a log file or a pipe: room for the summary's columns
     console.print(f"zenserve compare ({plan.name}): {', '.join(plan.all_architectures)}; "
                   f"every server on loopback, one at a time", highlight=False)
     with ProgressReporter(console, lab.total_steps(plan)) as reporter:

@@ -120,29 +120,33 @@ def rungs(points: Sequence[Point], architecture: str) -> list[Rung]:
 
 @dataclass(frozen=True, slots=True)
 class Knee:
-    """Where an architecture's latency turns up: the last sustained rung and the first not."""
+    """Where an architecture's latency turns up: the last sustained rung and the one above it."""
 
     architecture: str
-    baseline: Rung
+    baseline: Rung  # the rung with the best p99
     last_sustained: Rung | None
     first_broken: Rung | None
 
 
 def knees(points: Sequence[Point], measured_seconds: float) -> list[Knee]:
-    """The knee of every architecture on the ladder (``measured_seconds`` per run)."""
+    """The knee of every architecture on the ladder (``measured_seconds`` per run).
+
+    The bar is the architecture's best p99 on the whole ladder (a noisy low
+    rung must not raise it); the knee is the highest rung that meets it, and
+    the rung above it the first one that does not.
+    """
     found = []
     for architecture in architectures_of(select(points, section="latency")):
         ladder = rungs(points, architecture)
-        if not ladder:
+        measured = [rung for rung in ladder if not math.isnan(rung.p99)]
+        if not measured:
             continue
-        baseline = ladder[0]
-        last: Rung | None = None
-        broken: Rung | None = None
-        for rung in ladder:
-            if not rung.sustained(baseline.p99, measured_seconds):
-                broken = rung
-                break
-            last = rung
+        baseline = min(measured, key=lambda rung: rung.p99)
+        met = [rung.sustained(baseline.p99, measured_seconds) for rung in ladder]
+        highest = max((index for index, ok in enumerate(met) if ok), default=None)
+        last = ladder[highest] if highest is not None else None
+        following = 0 if highest is None else highest + 1
+        broken = ladder[following] if following < len(ladder) else None
         found.append(Knee(architecture, baseline, last, broken))
     return found
 

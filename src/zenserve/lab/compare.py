@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -19,42 +21,131 @@ from zenserve.lab.experiments import (
 from zenserve.lab.plan import Plan
 from zenserve.lab.points import Point
 from zenserve.lab.results import Results
-from zenserve.lab.runner import Lab, Reporter, SilentReporter
+from zenserve.lab.runner import Lab, Reporter, SilentReporter, serve_arguments
 
 REPORT = "report.html"
 RESULTS_JSON = "results.json"
 RESULTS_CSV = "results.csv"
 
 
+# Used only when no architecture's peak could be measured at all.
+FALLBACK_RATE = 100.0
+
+
+def _first_pass(plan: Plan) -> tuple[str, ...]:
+    wanted = {*plan.throughput_architectures, *plan.latency_architectures,
+              *plan.concurrency_architectures}
+    return tuple(name for name in plan.all_architectures if name in wanted)
+
+
+def _second_pass(plan: Plan) -> tuple[str, ...]:
+    wanted = {*plan.latency_architectures, *plan.availability_architectures}
+    return tuple(name for name in plan.all_architectures if name in wanted)
+
+
+def _first_pass_steps(plan: Plan, architecture: str) -> int:
+    return ((throughput.steps(plan) if architecture in plan.throughput_architectures else 0)
+            + (architecture in plan.latency_architectures)
+            + (concurrency.steps(plan) if architecture in plan.concurrency_architectures else 0))
+
+
+def _second_pass_steps(plan: Plan, architecture: str) -> int:
+    return ((latency.steps(plan) if architecture in plan.latency_architectures else 0)
+            + (availability.steps(plan)
+               if architecture in plan.availability_architectures else 0))
+
+
 def total_steps(plan: Plan) -> int:
     """Steps (load runs and probe rounds) the whole plan makes, for a progress bar."""
-    return (throughput.steps(plan) + latency.steps(plan) + concurrency.steps(plan)
-            + availability.steps(plan) + worker_kill.steps(plan) + scalability.steps(plan))
+    return (sum(_first_pass_steps(plan, name) for name in _first_pass(plan))
+            + sum(_second_pass_steps(plan, name) for name in _second_pass(plan))
+            + worker_kill.steps(plan) + scalability.steps(plan))
+
+
+class _Clock:
+    """Adds up the time spent on each section (sections share server sessions)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def __call__(self, section: str) -> Iterator[None]:
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            self.seconds[section] = self.seconds.get(section, 0.0) + time.monotonic() - started
+
+
+def _first(lab: Lab, plan: Plan, clock: _Clock) -> list[Point]:
+    """Throughput, the peak rate and concurrency, in one session per architecture."""
+    points: list[Point] = []
+    names = _first_pass(plan)
+    lab.reporter.section("Throughput, peak rates, concurrency",
+                         sum(_first_pass_steps(plan, name) for name in names))
+    for name in names:
+        with lab.server(name, *serve_arguments()) as server:
+            if name in plan.throughput_architectures:
+                with clock("throughput"):
+                    points += throughput.measure(lab, plan, name, server.port)
+            if name in plan.latency_architectures:
+                with clock("latency"):
+                    points.append(latency.calibrate(lab, plan, name, server.port))
+            if name in plan.concurrency_architectures:
+                with clock("concurrency"):
+                    points += concurrency.measure(lab, plan, name, server.port)
+    return points
+
+
+def _second(lab: Lab, plan: Plan, clock: _Clock, rungs: list[float], fixed: float,
+            rate: float) -> list[Point]:
+    """The rate ladder and the misbehaving clients, in one session per architecture."""
+    points: list[Point] = []
+    names = _second_pass(plan)
+    lab.reporter.section("Response time, availability",
+                         sum(_second_pass_steps(plan, name) for name in names))
+    for name in names:
+        with lab.server(name, *serve_arguments()) as server:
+            if name in plan.latency_architectures:
+                with clock("latency"):
+                    points += latency.ladder(lab, plan, name, server.port, rungs, fixed)
+            if name in plan.availability_architectures:
+                with clock("availability"):
+                    points += availability.measure(lab, plan, name, server.port, rate)
+    return points
 
 
 def measure(plan: Plan, reporter: Reporter | None = None) -> Results:
-    """Run every section of ``plan``, one architecture at a time; return what was measured."""
+    """Run every section of ``plan``, one architecture at a time; return what was measured.
+
+    Each server is started once for the experiments that share its options:
+    first throughput, the peak rate and concurrency; then, once the rates are
+    chosen from every peak, the rate ladder and the misbehaving clients; then
+    the killed worker (--workers 2) and the cost knob, with their own servers.
+    """
     lab = Lab(reporter or SilentReporter())
     results = Results(plan=plan.to_json(), machine=machine.describe(), points=[])
+    clock = _Clock()
     started = time.monotonic()
-
-    def section(name: str, points: list[Point]) -> None:
-        results.points.extend(points)
-        results.section_seconds[name] = time.monotonic() - mark[0]
-        mark[0] = time.monotonic()
-
-    mark = [started]
-    section("throughput", throughput.run(lab, plan))
-    section("latency", latency.run(lab, plan))
-    rate = analysis.fixed_rate(results.points) or 0.0
-    section("concurrency", concurrency.run(lab, plan))
-    section("availability", availability.run(lab, plan, rate))
-    section("worker_kill", worker_kill.run(lab, plan, rate))
-    section("scalability", scalability.run(lab, plan))
+    points = results.points
+    points += _first(lab, plan, clock)
+    rungs, fixed = latency.choose_rates(latency.peaks_of(points), plan.rate_fractions)
+    if not rungs:
+        lab.warn(f"no architecture answered while its peak was measured: no rate ladder, and "
+                 f"normal clients ask at {FALLBACK_RATE:g} req/s")
+    rate = fixed or FALLBACK_RATE
+    points += _second(lab, plan, clock, rungs, fixed, rate)
+    lab.reporter.section("A worker killed", worker_kill.steps(plan))
+    with clock("worker_kill"):
+        points += worker_kill.run(lab, plan, rate)
+    lab.reporter.section("Scalability", scalability.steps(plan))
+    with clock("scalability"):
+        points += scalability.run(lab, plan)
     results.elapsed_s = time.monotonic() - started
+    results.section_seconds = clock.seconds
     results.warnings = lab.warnings
     results.saturation = lab.saturation
-    results.readings = readings.all_readings(results.points, plan)
+    results.readings = readings.all_readings(points, plan)
     return results
 
 

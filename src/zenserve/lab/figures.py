@@ -32,7 +32,10 @@ def color(architecture: str) -> str:
 
 
 def _new(rows: int = 1, columns: int = 1, height: float = HEIGHT) -> tuple[Figure, list[Axes]]:
-    figure = Figure(figsize=(WIDTH, height), dpi=DPI, layout="constrained")
+    figure = Figure(figsize=(WIDTH, height), dpi=DPI)
+    # Fixed margins: a layout engine would lay every figure out twice, which
+    # took longer than drawing it.
+    figure.subplots_adjust(left=0.08, right=0.98, top=0.92, bottom=0.14, wspace=0.28)
     axes = figure.subplots(rows, columns, squeeze=False)
     return figure, [axis for row in axes for axis in row]
 
@@ -42,36 +45,47 @@ def _errors(points: Sequence[Point]) -> list[list[float]]:
             [max(0.0, point.high - point.median) for point in points]]
 
 
-def _curve(axis: Axes, line: Sequence[Point], architecture: str, offset: float = 0.0) -> None:
-    """Median line, min-max band, markers (hollow where the generator was saturated)."""
+def _curve(axis: Axes, line: Sequence[Point], architecture: str, offset: float = 0.0,
+           spread: float = 1.0) -> None:
+    """Median line, min-max error bars, markers (hollow where the generator was saturated).
+
+    ``offset`` (added to y) and ``spread`` (multiplying x) nudge curves apart
+    so that equal ones do not hide one another; the values are not changed
+    anywhere else.
+    """
     line = [point for point in line if point.measured]
     if not line:
         return
-    xs = [point.x or 0.0 for point in line]
+    xs = [(point.x or 0.0) * spread for point in line]
     medians = [point.median + offset for point in line]
     shade = color(architecture)
-    axis.plot(xs, medians, color=shade, label=architecture, linewidth=1.8)
-    axis.fill_between(xs, [point.low + offset for point in line],
-                      [point.high + offset for point in line], color=shade, alpha=0.18,
-                      linewidth=0)
-    for point, median in zip(line, medians, strict=True):
-        axis.plot([point.x or 0.0], [median], marker="o", markersize=6, color=shade,
+    axis.errorbar(xs, medians, yerr=_errors(line), color=shade, label=architecture,
+                  linewidth=1.6, elinewidth=1, capsize=2.5, alpha=0.9)
+    for x, point, median in zip(xs, line, medians, strict=True):
+        axis.plot([x], [median], marker="o", markersize=5, color=shade,
                   markerfacecolor="white" if point.saturated else shade)
+
+
+def _nudge(index: int, count: int) -> float:
+    """A factor within about ±6% that spreads ``count`` curves apart on a log x axis."""
+    return float(2 ** (0.04 * (index - (count - 1) / 2)))
 
 
 def throughput(points: Sequence[Point]) -> Figure:
     """Section 1: answers per second against connections, a curve per architecture."""
     figure, (axis,) = _new()
     section = select(points, section="throughput", metric="throughput_rps")
-    for architecture in architectures_of(section):
-        _curve(axis, analysis.curve(section, architecture=architecture), architecture)
+    names = architectures_of(section)
+    for index, architecture in enumerate(names):
+        _curve(axis, analysis.curve(section, architecture=architecture), architecture,
+               spread=_nudge(index, len(names)))
     xs = sorted({point.x for point in section if point.x is not None})
     axis.set_xscale("log", base=2)
     axis.set_xticks(xs, [f"{x:g}" for x in xs])
     axis.set_xlabel("connections (closed loop, each asks again when answered)")
     axis.set_ylabel("correct answers per second")
     axis.set_ylim(bottom=0)
-    axis.set_title(f"Throughput vs concurrency (median, band: min–max; {HOLLOW_NOTE})",
+    axis.set_title(f"Throughput vs concurrency (median; bars: min–max; {HOLLOW_NOTE})",
                    fontsize=10)
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8)
@@ -82,18 +96,25 @@ def latency_ladder(points: Sequence[Point], measured_seconds: float) -> Figure:
     """Section 2: p99 latency against the offered rate; the knee ringed."""
     figure, (axis,) = _new()
     section = select(points, section="latency", metric="latency_p99_ms")
-    for architecture in architectures_of(section):
-        _curve(axis, analysis.curve(section, architecture=architecture), architecture)
+    names = architectures_of(section)
+    for index, architecture in enumerate(names):
+        _curve(axis, analysis.curve(section, architecture=architecture), architecture,
+               spread=_nudge(index, len(names)))
     for knee in analysis.knees(points, measured_seconds):
-        if knee.last_sustained is not None:
-            axis.plot([knee.last_sustained.rate], [knee.last_sustained.p99], marker="o",
+        if knee.last_sustained is not None and knee.architecture in names:
+            nudge = _nudge(names.index(knee.architecture), len(names))
+            axis.plot([knee.last_sustained.rate * nudge], [knee.last_sustained.p99], marker="o",
                       markersize=14, color=color(knee.architecture), fillstyle="none")
     fixed = analysis.fixed_rate(points)
     if fixed is not None:
         axis.axvline(fixed, color="grey", linestyle=":", linewidth=1)
         axis.annotate("fixed rate", (fixed, 1), xycoords=("data", "axes fraction"),
                       xytext=(3, -12), textcoords="offset points", fontsize=8, color="grey")
+    axis.set_xscale("log")
     axis.set_yscale("log")
+    rates = sorted({point.x for point in section if point.x is not None})
+    axis.set_xticks(rates, [f"{rate:,.0f}" for rate in rates], fontsize=8)
+    axis.minorticks_off()
     axis.set_xlabel("offered rate, requests per second (open loop, a new connection each)")
     axis.set_ylabel("p99 latency, ms (from the intended send time)")
     axis.set_title("Throughput–latency: the knee (ringed: the last rate sustained)", fontsize=10)
@@ -216,6 +237,7 @@ def worker_kill(points: Sequence[Point]) -> Figure:
         _bars(axis, names, [metric], value, [PALETTE[0] if metric == "requests_lost"
                                              else PALETTE[2]])
         axis.set_ylabel(label)
+        axis.set_ylim(bottom=0, top=max(1.0, axis.get_ylim()[1]))
         axis.grid(alpha=0.3, axis="y")
     left.set_title("--workers 2, one SIGKILLed mid-run", fontsize=10)
     right.set_title("time until the supervisor's replacement runs", fontsize=10)

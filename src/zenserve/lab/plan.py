@@ -61,6 +61,7 @@ class Plan:
     kill_after: float  # seconds into the measured time
     # 5. scalability: the cost knob x architecture x workers
     scalability_architectures: tuple[str, ...]
+    scalability_timing: Timing
     cost: str
     cost_kinds: tuple[str, ...]
     worker_counts: tuple[int, ...]
@@ -108,21 +109,22 @@ def quick_plan() -> Plan:
         throughput_architectures=families,
         connections=(1, 4, 16, 64),
         latency_architectures=families,
-        rate_fractions=(0.25, 0.6, 0.9, 1.2),
+        rate_fractions=(0.3, 0.7, 1.1),
         latency_slots=8,
         concurrency_architectures=_pick(("single", "threaded", "socketserver",
                                          "asyncio-callbacks")),
-        idle_counts=(0, 1, 2, 4, 8, 16),
+        idle_counts=(0, 1, 2, 3, 4, 8, 16),
         probes=3,
         probe_rounds=2,
         probe_timeout=0.25,
         availability_architectures=families,
         conditions=(BASELINE, MIXED),
-        availability_timing=Timing(warmup=0.1, duration=0.5, repetitions=3),
+        availability_timing=Timing(warmup=0.1, duration=0.4, repetitions=3),
         kill_architectures=_pick(("asyncio-callbacks",)),
         kill_timing=Timing(warmup=0.1, duration=1.5, repetitions=2),
         kill_after=0.5,
         scalability_architectures=_pick(("threaded", "asyncio-callbacks")),
+        scalability_timing=Timing(warmup=0.05, duration=0.2, repetitions=3),
         cost="1ms",
         cost_kinds=("block", "io", "cpu"),
         worker_counts=(1, 2),
@@ -154,6 +156,7 @@ def full_plan() -> Plan:
         kill_after=0.7,
         scalability_architectures=_pick(("single", "threaded", "socketserver", "epoll",
                                          "asyncio-callbacks", "uvloop")),
+        scalability_timing=Timing(warmup=0.1, duration=0.4, repetitions=3),
         cost="1ms",
         cost_kinds=("block", "io", "cpu"),
         worker_counts=(1, 2),
@@ -184,6 +187,7 @@ def tiny_plan() -> Plan:
         kill_timing=Timing(warmup=0.05, duration=1.0, repetitions=1),
         kill_after=0.3,
         scalability_architectures=two[-1:],
+        scalability_timing=Timing(warmup=0.05, duration=0.2, repetitions=2),
         cost="1ms",
         cost_kinds=("block", "io", "cpu"),
         worker_counts=(1, 2),

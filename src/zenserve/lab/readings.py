@@ -214,9 +214,10 @@ def availability(points: Sequence[Point]) -> list[str]:
         harmed = [name for name, value in ratios.items() if value < HARMED]
         unharmed = [name for name, value in ratios.items() if value >= UNHARMED]
         for name in harmed:
+            latency = p99.get((name, condition), math.nan)
+            detail = "no answer at all" if math.isnan(latency) else f"p99 {millis(latency)}"
             sentences.append(f"With {condition} clients mixed in, {name} answered only "
-                             f"{percent(ratios[name])} of normal requests "
-                             f"(p99 {millis(p99.get((name, condition), math.nan))}).")
+                             f"{percent(ratios[name])} of normal requests ({detail}).")
         if unharmed:
             changes = _names([f"{name} {millis(p99.get((name, BASELINE), math.nan))} → "
                               f"{millis(p99.get((name, condition), math.nan))}"
@@ -257,9 +258,13 @@ def scalability(points: Sequence[Point], plan: Plan) -> list[str]:
                for point in select(section, cost_kind=kind, workers=2) if point.measured}
         if one and cost_seconds > 0:
             ranked = sorted(one, key=one.__getitem__, reverse=True)
-            overlap = _names([f"{name} {rate(one[name])} (≈{analysis.requests_in_progress(one[name], cost_seconds):.1f} at once)"  # noqa: E501
+            at_once = {name: analysis.requests_in_progress(one[name], cost_seconds)
+                       for name in ranked}
+            overlap = _names([f"{name} {rate(one[name])} (≈{at_once[name]:.1f})"
                               for name in ranked])
-            sentences.append(f"With a {plan.cost} {kind} cost and one worker: {overlap}.")
+            sentences.append(f"With a {plan.cost} {kind} cost and one worker (in brackets, "
+                             f"how many requests' cost was being paid at once, req/s × "
+                             f"{plan.cost}): {overlap}.")
         ratios = {name: two[name] / one[name] for name in one if name in two and one[name] > 0}
         if ratios:
             helped = [f"{name} ×{ratio:.2f}" for name, ratio in ratios.items() if ratio >= HELPS]

@@ -48,10 +48,10 @@ SECTIONS = (
 
 def methods(plan: Plan, fixed_rate: float | None) -> dict[str, str]:
     """How each section was measured, in a sentence or two, from the plan."""
-    timing, available = plan.timing, plan.availability_timing
+    timing, available, scaled = plan.timing, plan.availability_timing, plan.scalability_timing
     each = (f"Each point is the median of {timing.repetitions} runs of {timing.duration:g} s "
-            f"after a {timing.warmup:g} s warmup; bands and error bars span the lowest to the "
-            f"highest run.")
+            f"after a {timing.warmup:g} s warmup; error bars span the lowest to the highest "
+            f"run.")
     connections = ", ".join(str(count) for count in plan.connections)
     rate = f"{fixed_rate:,.0f} req/s" if fixed_rate else "a fixed rate"
     kinds = ", ".join(misbehave.kinds_of("mixed"))
@@ -76,7 +76,9 @@ def methods(plan: Plan, fixed_rate: float | None) -> dict[str, str]:
         "scalability": f"Each request costs {plan.cost} of block (a blocking wait), io (a "
                        f"wait event loops await) or cpu (busy work holding the GIL); closed "
                        f"loop, {plan.scalability_connections} connections, a new connection "
-                       f"per request; --workers 1 and 2. {each}",
+                       f"per request; --workers 1 and 2. Each point is the median of "
+                       f"{scaled.repetitions} runs of {scaled.duration:g} s after a "
+                       f"{scaled.warmup:g} s warmup.",
     }
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import signal
+import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -24,6 +25,8 @@ from zenserve.errors import ZenserveError
 from zenserve.load import BenchOptions, BenchResult
 from zenserve.load.result import CPU_SATURATION_PERCENT
 from zenserve.process import ServerProcess
+from zenserve.protocol import answer_framer
+from zenserve.service import pep20_table
 
 LOOPBACK = "127.0.0.1"
 SERVER_READY_TIMEOUT = 30.0
@@ -31,6 +34,8 @@ SERVER_READY_TIMEOUT = 30.0
 # experiment must not hold up the next one for a graceful timeout.
 SERVER_STOP_TIMEOUT = 5.0
 PRELOADED = ["zenserve.load.worker", "uvloop"]
+SETTLE_LIMIT = 2.0
+SETTLE_QUESTION = next(iter(pep20_table()))
 
 
 class Reporter(Protocol):
@@ -103,6 +108,24 @@ class Lab:
                 yield server
             finally:
                 _stop(server)
+
+    def settle(self, port: int) -> bool:
+        """Wait until the server answers a new client (True), at most ``SETTLE_LIMIT`` seconds.
+
+        After an overloaded run a server may still be working through the
+        connections the load left behind (a one-client server one by one);
+        the next measurement must not be charged for them.
+        """
+        try:
+            with socket.create_connection((self.host, port), timeout=SETTLE_LIMIT) as sock:
+                sock.sendall(SETTLE_QUESTION)
+                framer = answer_framer()
+                while data := sock.recv(4096):
+                    if framer.feed(data):
+                        return True
+            return False
+        except OSError:
+            return False
 
     def bench(self, options: BenchOptions, what: str,
               progress: load.ProgressCallback | None = None) -> BenchResult | None:

@@ -14,19 +14,15 @@ import math
 from zenserve.lab.misbehave import misbehaving
 from zenserve.lab.plan import Plan
 from zenserve.lab.points import Point, summarize
-from zenserve.lab.runner import Lab, bench_options, generator_limited, serve_arguments
+from zenserve.lab.runner import Lab, bench_options, generator_limited
 from zenserve.load import BenchResult
 
 SECTION = "availability"
-TITLE = "4. Availability and reliability"
-# Used only when section 2 found no rate at all (every calibration failed).
-FALLBACK_RATE = 100.0
 
 
 def steps(plan: Plan) -> int:
-    """Load runs this part of the section makes."""
-    return (len(plan.availability_architectures) * len(plan.conditions)
-            * plan.availability_timing.repetitions)
+    """Load runs this part of the section makes for one architecture."""
+    return len(plan.conditions) * plan.availability_timing.repetitions
 
 
 def success_ratio(result: BenchResult) -> float:
@@ -38,31 +34,25 @@ def success_ratio(result: BenchResult) -> float:
     return min(1.0, result.requests / (rate * result.duration_s))
 
 
-def run(lab: Lab, plan: Plan, rate: float) -> list[Point]:
-    """Every architecture under every condition, at ``rate`` normal requests per second."""
-    lab.reporter.section(TITLE, steps(plan))
-    if rate <= 0:
-        lab.warn(f"availability: no sustainable rate was found; using {FALLBACK_RATE:g} req/s")
-        rate = FALLBACK_RATE
+def measure(lab: Lab, plan: Plan, architecture: str, port: int, rate: float) -> list[Point]:
+    """The server at ``port`` under every condition, at ``rate`` normal requests per second."""
     timing = plan.availability_timing
+    runs: dict[str, list[BenchResult]] = {condition: [] for condition in plan.conditions}
+    for repetition in range(1, timing.repetitions + 1):
+        for condition in plan.conditions:
+            what = f"{architecture}, misbehaving clients: {condition}"
+            lab.reporter.step(f"{what} (run {repetition}/{timing.repetitions})")
+            options = bench_options(port, plan.latency_slots, timing.warmup, timing.duration,
+                                    rate=rate, connection_per_request=True)
+            lab.settle(port)
+            with misbehaving(lab.host, port, condition):
+                result = lab.bench(options, what)
+            if result is not None:
+                runs[condition].append(result)
+            lab.reporter.advance()
     points: list[Point] = []
-    for architecture in plan.availability_architectures:
-        runs: dict[str, list[BenchResult]] = {condition: [] for condition in plan.conditions}
-        with lab.server(architecture, *serve_arguments()) as server:
-            for repetition in range(1, timing.repetitions + 1):
-                for condition in plan.conditions:
-                    what = f"{architecture}, misbehaving clients: {condition}"
-                    lab.reporter.step(f"{what} (run {repetition}/{timing.repetitions})")
-                    options = bench_options(server.port, plan.latency_slots, timing.warmup,
-                                            timing.duration, rate=rate,
-                                            connection_per_request=True)
-                    with misbehaving(lab.host, server.port, condition):
-                        result = lab.bench(options, what)
-                    if result is not None:
-                        runs[condition].append(result)
-                    lab.reporter.advance()
-        for condition, results in runs.items():
-            points += _summaries(architecture, condition, rate, results)
+    for condition, results in runs.items():
+        points += _summaries(architecture, condition, rate, results)
     return points
 
 

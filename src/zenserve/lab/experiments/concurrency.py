@@ -15,38 +15,35 @@ import threading
 
 from zenserve.lab.plan import Plan
 from zenserve.lab.points import Point, summarize
-from zenserve.lab.runner import Lab, serve_arguments
+from zenserve.lab.runner import Lab
 from zenserve.protocol import answer_framer
 from zenserve.service import pep20_table
 
 SECTION = "concurrency"
-TITLE = "3. Concurrency"
 # Opening an idle connection only waits for the kernel's handshake (the
 # backlog completes it even when the server is busy): a second is plenty.
 CONNECT_TIMEOUT = 1.0
 
 
 def steps(plan: Plan) -> int:
-    """Probe rounds this section makes."""
-    return len(plan.concurrency_architectures) * len(plan.idle_counts) * plan.probe_rounds
+    """Probe rounds this section makes for one architecture."""
+    return len(plan.idle_counts) * plan.probe_rounds
 
 
-def run(lab: Lab, plan: Plan) -> list[Point]:
-    """Every architecture at every K, ``probe_rounds`` rounds of ``probes`` probes."""
-    lab.reporter.section(TITLE, steps(plan))
+def measure(lab: Lab, plan: Plan, architecture: str, port: int) -> list[Point]:
+    """The server at ``port`` at every K, ``probe_rounds`` rounds of ``probes`` probes."""
     points: list[Point] = []
-    for architecture in plan.concurrency_architectures:
-        with lab.server(architecture, *serve_arguments()) as server:
-            for idle in plan.idle_counts:
-                fractions = []
-                for round_number in range(1, plan.probe_rounds + 1):
-                    lab.reporter.step(f"{architecture}, {idle} idle connections "
-                                      f"(round {round_number}/{plan.probe_rounds})")
-                    fractions.append(served_fraction(lab.host, server.port, idle, plan.probes,
-                                                     plan.probe_timeout))
-                    lab.reporter.advance()
-                points.append(summarize(SECTION, architecture, "served_fraction", fractions,
-                                        x_name="idle_connections", x=float(idle)))
+    for idle in plan.idle_counts:
+        lab.settle(port)
+        fractions = []
+        for round_number in range(1, plan.probe_rounds + 1):
+            lab.reporter.step(f"{architecture}, {idle} idle connections "
+                              f"(round {round_number}/{plan.probe_rounds})")
+            fractions.append(served_fraction(lab.host, port, idle, plan.probes,
+                                             plan.probe_timeout))
+            lab.reporter.advance()
+        points.append(summarize(SECTION, architecture, "served_fraction", fractions,
+                                x_name="idle_connections", x=float(idle)))
     return points
 
 

@@ -14,21 +14,20 @@ import math
 
 from zenserve.lab.plan import Plan
 from zenserve.lab.points import Point, summarize
-from zenserve.lab.runner import Lab, bench_options, generator_limited, serve_arguments
+from zenserve.lab.runner import Lab, bench_options, generator_limited
 from zenserve.load import BenchResult
 
 SECTION = "latency"
-TITLE = "2. Response time"
 FIXED_RATE = "fixed rate"
+CALIBRATION = "calibration_peak_rps"
 # The fixed rate is this share of the slowest architecture's peak.
 FIXED_SHARE = 0.5
 PERCENTILES = ("p50", "p90", "p99", "p999", "max")
 
 
 def steps(plan: Plan) -> int:
-    """Load runs this section makes (one calibration per architecture, then the ladder)."""
-    architectures = len(plan.latency_architectures)
-    return architectures + architectures * (len(plan.rate_fractions) + 1) * plan.timing.repetitions
+    """Load runs of one architecture's ladder (at most: the fixed rate may fall on a rung)."""
+    return (len(plan.rate_fractions) + 1) * plan.timing.repetitions
 
 
 def round_rate(rate: float) -> float:
@@ -50,51 +49,43 @@ def choose_rates(peaks: dict[str, float],
     return sorted(rungs | {fixed}), fixed
 
 
-def run(lab: Lab, plan: Plan) -> list[Point]:
-    """Calibrate each architecture, then climb the same ladder with each."""
-    lab.reporter.section(TITLE, steps(plan))
-    peaks = {architecture: _calibrate(lab, plan, architecture)
-             for architecture in plan.latency_architectures}
-    rungs, fixed = choose_rates(peaks, plan.rate_fractions)
-    if not rungs:
-        lab.warn("response time: no architecture answered during calibration; no ladder")
-    points = [summarize(SECTION, architecture, "calibration_peak_rps", [peak])
-              for architecture, peak in peaks.items()]
-    # The plan counted one more rung than it has fractions, for the fixed rate;
-    # when the fixed rate falls on a rung there is one fewer.
-    unused = (len(plan.rate_fractions) + 1 - len(rungs)) * plan.timing.repetitions
-    for architecture in plan.latency_architectures:
-        points += _ladder(lab, plan, architecture, rungs, fixed)
-        lab.reporter.advance(unused)
-    return points
-
-
-def _calibrate(lab: Lab, plan: Plan, architecture: str) -> float:
+def calibrate(lab: Lab, plan: Plan, architecture: str, port: int) -> Point:
+    """The closed-loop peak of the server at ``port`` with a new connection per request."""
     timing = plan.timing
     lab.reporter.step(f"{architecture}: peak rate with a connection per request")
-    with lab.server(architecture, *serve_arguments()) as server:
-        options = bench_options(server.port, plan.latency_slots, timing.warmup, timing.duration,
-                                connection_per_request=True)
-        result = lab.bench(options, f"{architecture} calibration")
+    options = bench_options(port, plan.latency_slots, timing.warmup, timing.duration,
+                            connection_per_request=True)
+    result = lab.bench(options, f"{architecture} peak rate")
     lab.reporter.advance()
-    return result.throughput_rps if result is not None else 0.0
+    peak = result.throughput_rps if result is not None else math.nan
+    return summarize(SECTION, architecture, CALIBRATION, [peak],
+                     result is not None and generator_limited(result))
 
 
-def _ladder(lab: Lab, plan: Plan, architecture: str, rungs: list[float],
-            fixed: float) -> list[Point]:
+def peaks_of(points: list[Point]) -> dict[str, float]:
+    """The calibrated peak of each architecture (0 where it could not be measured)."""
+    return {point.architecture: point.median if point.measured else 0.0
+            for point in points if point.section == SECTION and point.metric == CALIBRATION}
+
+
+def ladder(lab: Lab, plan: Plan, architecture: str, port: int, rungs: list[float],
+           fixed: float) -> list[Point]:
+    """The server at ``port`` at every rate of the ladder, ``repetitions`` times each."""
     timing = plan.timing
     runs: dict[float, list[BenchResult]] = {rate: [] for rate in rungs}
-    with lab.server(architecture, *serve_arguments()) as server:
-        for repetition in range(1, timing.repetitions + 1):
-            for rate in rungs:
-                what = f"{architecture} at {rate:,.0f} req/s"
-                lab.reporter.step(f"{what} (run {repetition}/{timing.repetitions})")
-                options = bench_options(server.port, plan.latency_slots, timing.warmup,
-                                        timing.duration, rate=rate, connection_per_request=True)
-                result = lab.bench(options, what)
-                if result is not None:
-                    runs[rate].append(result)
-                lab.reporter.advance()
+    for repetition in range(1, timing.repetitions + 1):
+        for rate in rungs:
+            what = f"{architecture} at {rate:,.0f} req/s"
+            lab.reporter.step(f"{what} (run {repetition}/{timing.repetitions})")
+            options = bench_options(port, plan.latency_slots, timing.warmup, timing.duration,
+                                    rate=rate, connection_per_request=True)
+            lab.settle(port)
+            result = lab.bench(options, what)
+            if result is not None:
+                runs[rate].append(result)
+            lab.reporter.advance()
+    # The plan counted a rung for the fixed rate; it may have fallen on another.
+    lab.reporter.advance(steps(plan) - len(rungs) * timing.repetitions)
     points: list[Point] = []
     for rate, results in runs.items():
         points += _summaries(architecture, rate, results, FIXED_RATE if rate == fixed else "")

@@ -15,19 +15,17 @@ from zenserve.lab.runner import Lab, bench_options, generator_limited, serve_arg
 from zenserve.load import BenchResult
 
 SECTION = "scalability"
-TITLE = "5. Scalability"
 
 
 def steps(plan: Plan) -> int:
     """Load runs this section makes."""
     return (len(plan.scalability_architectures) * len(plan.cost_kinds)
-            * len(plan.worker_counts) * plan.timing.repetitions)
+            * len(plan.worker_counts) * plan.scalability_timing.repetitions)
 
 
 def run(lab: Lab, plan: Plan) -> list[Point]:
     """Every architecture, cost kind and worker count, ``repetitions`` runs each."""
-    lab.reporter.section(TITLE, steps(plan))
-    timing = plan.timing
+    timing = plan.scalability_timing
     points: list[Point] = []
     for architecture in plan.scalability_architectures:
         for kind in plan.cost_kinds:

@@ -9,28 +9,23 @@ from __future__ import annotations
 
 from zenserve.lab.plan import Plan
 from zenserve.lab.points import Point, summarize
-from zenserve.lab.runner import Lab, bench_options, generator_limited, serve_arguments
+from zenserve.lab.runner import Lab, bench_options, generator_limited
 from zenserve.load import BenchResult
 
 SECTION = "throughput"
-TITLE = "1. Throughput vs concurrency"
 
 
 def steps(plan: Plan) -> int:
-    """Load runs this section makes."""
-    return (len(plan.throughput_architectures) * len(plan.connections)
-            * plan.timing.repetitions)
+    """Load runs this section makes for one architecture."""
+    return len(plan.connections) * plan.timing.repetitions
 
 
-def run(lab: Lab, plan: Plan) -> list[Point]:
-    """Every architecture at every connection count, ``repetitions`` times each."""
-    lab.reporter.section(TITLE, steps(plan))
+def measure(lab: Lab, plan: Plan, architecture: str, port: int) -> list[Point]:
+    """The curve of the server at ``port``: every connection count, ``repetitions`` times."""
+    runs = _runs(lab, plan, architecture, port)
     points: list[Point] = []
-    for architecture in plan.throughput_architectures:
-        with lab.server(architecture, *serve_arguments()) as server:
-            runs = _runs(lab, plan, architecture, server.port)
-        for connections in plan.connections:
-            points += _summaries(architecture, connections, runs[connections])
+    for connections in plan.connections:
+        points += _summaries(architecture, connections, runs[connections])
     return points
 
 

@@ -1,10 +1,10 @@
 """Section 4b, a worker killed mid-run: requests lost, and time until a replacement runs.
 
 The server runs with ``--workers 2``; normal clients ask as in the
-availability experiment. ``kill_after`` seconds into the measured time one
-worker gets SIGKILL (no chance to finish anything). Lost requests are those
-the normal clients did not get answered; the recovery time runs from the kill
-until the supervisor's replacement worker process exists.
+availability experiment. ``kill_after`` seconds into the measured time the
+oldest worker gets SIGKILL (no chance to finish anything). Lost requests are
+those the normal clients did not get answered; the recovery time runs from
+the kill until the supervisor's replacement worker process exists.
 """
 
 from __future__ import annotations
@@ -17,19 +17,25 @@ import time
 
 import psutil
 
-from zenserve.lab.experiments.availability import FALLBACK_RATE, success_ratio
+from zenserve.lab.experiments.availability import success_ratio
 from zenserve.lab.plan import Plan
 from zenserve.lab.points import Point, summarize
 from zenserve.lab.runner import Lab, bench_options, generator_limited, serve_arguments
 from zenserve.load import BenchResult, Progress
 from zenserve.process import ServerProcess
+from zenserve.worker_pool import MIN_HEALTHY_SECONDS
 
 SECTION = "worker_kill"
-TITLE = "4. Availability: a worker killed"
 WORKERS = 2
 # The supervisor promises a replacement within a second; wait five before giving up.
 REPLACEMENT_LIMIT = 5.0
 POLL = 0.002
+# The supervisor delays replacing a worker that died young (crash-loop back-off):
+# the victim must be older than that, by this margin, so that what is timed is
+# the replacement and not the back-off.
+AGE_MARGIN = 0.3
+# From the start of a load run to its first measured moment, roughly (processes, connects).
+RUN_SETUP = 0.1
 
 
 def steps(plan: Plan) -> int:
@@ -38,7 +44,7 @@ def steps(plan: Plan) -> int:
 
 
 class WorkerKiller:
-    """Kills one worker of ``server`` when the run reaches ``at`` seconds; times its replacement."""
+    """Kills the oldest worker when the run is ``at`` seconds in; times its replacement."""
 
     def __init__(self, server: ServerProcess, at: float) -> None:
         self.parent = psutil.Process(server.process.pid)
@@ -47,22 +53,29 @@ class WorkerKiller:
         self.recovery_s = math.nan
         self._watcher: threading.Thread | None = None
 
-    def workers(self) -> set[int]:
-        """Process ids of the server's workers (its direct children)."""
-        return {child.pid for child in self.parent.children(recursive=False)}
+    def workers(self) -> list[psutil.Process]:
+        """The server's workers (its direct children), oldest first."""
+        return sorted(self.parent.children(recursive=False),
+                      key=lambda child: (child.create_time(), child.pid))
+
+    def oldest_age(self) -> float:
+        """Seconds the oldest worker has been running (0 if there is none)."""
+        workers = self.workers()
+        return time.time() - workers[0].create_time() if workers else 0.0
 
     def __call__(self, progress: Progress) -> None:
         """The load's progress callback: kill once the run is ``at`` seconds in."""
         if self.killed_at is not None or progress.elapsed_s < self.at:
             return
-        before = self.workers()
-        if not before:
-            self.killed_at = time.monotonic()
+        workers = self.workers()
+        self.killed_at = time.monotonic()
+        if not workers:
             return
-        victim = min(before)
+        victim = workers[0].pid
         os.kill(victim, signal.SIGKILL)
         self.killed_at = time.monotonic()
-        self._watcher = threading.Thread(target=self._watch, args=(before - {victim},),
+        survivors = {worker.pid for worker in workers[1:]}
+        self._watcher = threading.Thread(target=self._watch, args=(survivors,),
                                          name="zenserve-replacement-watch", daemon=True)
         self._watcher.start()
 
@@ -71,7 +84,7 @@ class WorkerKiller:
         deadline = self.killed_at + REPLACEMENT_LIMIT
         while time.monotonic() < deadline:
             try:
-                if self.workers() - survivors:
+                if {worker.pid for worker in self.workers()} - survivors:
                     self.recovery_s = time.monotonic() - self.killed_at
                     return
             except psutil.Error:
@@ -87,30 +100,30 @@ class WorkerKiller:
 
 def run(lab: Lab, plan: Plan, rate: float) -> list[Point]:
     """Every architecture with 2 workers, one of them killed in each run."""
-    lab.reporter.section(TITLE, steps(plan))
-    rate = rate if rate > 0 else FALLBACK_RATE
     timing = plan.kill_timing
+    kill_at = timing.warmup + plan.kill_after
     points: list[Point] = []
     for architecture in plan.kill_architectures:
         results: list[BenchResult] = []
         recoveries: list[float] = []
-        for repetition in range(1, timing.repetitions + 1):
-            what = f"{architecture} --workers {WORKERS}, one killed"
-            lab.reporter.step(f"{what} (run {repetition}/{timing.repetitions})")
-            # A fresh server each run: the supervisor slows down repeated deaths
-            # (crash-loop back-off), which is not what is measured here.
-            with lab.server(architecture, *serve_arguments(workers=WORKERS)) as server:
-                killer = WorkerKiller(server, timing.warmup + plan.kill_after)
+        what = f"{architecture} --workers {WORKERS}, one killed"
+        with lab.server(architecture, *serve_arguments(workers=WORKERS)) as server:
+            for repetition in range(1, timing.repetitions + 1):
+                lab.reporter.step(f"{what} (run {repetition}/{timing.repetitions})")
+                killer = WorkerKiller(server, kill_at)
+                # Only needed on the first run: later victims are the survivors of earlier runs.
+                time.sleep(max(0.0, MIN_HEALTHY_SECONDS + AGE_MARGIN
+                               - (killer.oldest_age() + RUN_SETUP + kill_at)))
                 options = bench_options(server.port, plan.latency_slots, timing.warmup,
                                         timing.duration, rate=rate, connection_per_request=True)
                 result = lab.bench(options, what, progress=killer)
                 recovery = killer.finish()
-            if result is not None:
-                results.append(result)
-                recoveries.append(recovery)
-                if math.isnan(recovery):
-                    lab.warn(f"{what}: no replacement worker within {REPLACEMENT_LIMIT:g}s")
-            lab.reporter.advance()
+                if result is not None:
+                    results.append(result)
+                    recoveries.append(recovery)
+                    if math.isnan(recovery):
+                        lab.warn(f"{what}: no replacement worker within {REPLACEMENT_LIMIT:g}s")
+                lab.reporter.advance()
         points += _summaries(architecture, rate, results, recoveries)
     return points
 
