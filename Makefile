@@ -14,8 +14,10 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
+# The main job: every architecture through the same experiments, a report with plots.
 demo: $(STAMP)
-	$(VENV)/bin/python -m zenserve demo
+	$(VENV)/bin/python -m zenserve compare --quick --out zenserve-report
+	@echo "Open zenserve-report/report.html in a browser (data: results.json, results.csv)."
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks
