@@ -40,9 +40,21 @@ def arch(request: pytest.FixtureRequest) -> str:
     return name
 
 
-@pytest.fixture
-def server(arch: str) -> Iterator[ServerProcess]:
-    with ServerProcess("--arch", arch) as process:
+@pytest.fixture(scope="module", params=EVENT_LOOPS)
+def server(request: pytest.FixtureRequest) -> Iterator[ServerProcess]:
+    """One plain server per architecture, shared by the tests that only ask questions."""
+    with ServerProcess("--arch", request.param) as process:
+        yield process
+
+
+IO_COST = 0.25
+
+
+@pytest.fixture(scope="module", params=EVENT_LOOPS)
+def io_server(request: pytest.FixtureRequest) -> Iterator[ServerProcess]:
+    """One server per architecture whose answers take an io cost (awaited, not slept)."""
+    with ServerProcess("--arch", request.param, "--cost", f"{IO_COST}s",
+                       "--cost-kind", "io") as process:
         yield process
 
 
@@ -195,13 +207,12 @@ def _ask_concurrently(port: int, clients: int) -> float:
             sock.close()
 
 
-def test_an_io_cost_is_awaited_without_stalling_the_loop(arch: str) -> None:
-    cost, clients = 0.25, 4
-    with ServerProcess("--arch", arch, "--cost", f"{cost}s", "--cost-kind", "io") as server:
-        elapsed = _ask_concurrently(server.port, clients)
+def test_an_io_cost_is_awaited_without_stalling_the_loop(io_server: ServerProcess) -> None:
+    clients = 4
+    elapsed = _ask_concurrently(io_server.port, clients)
     # Served one after the other the last answer would take clients × cost;
     # waited for together, they all arrive after about one cost.
-    assert cost * 0.9 <= elapsed < clients * cost
+    assert IO_COST * 0.9 <= elapsed < clients * IO_COST
 
 
 def test_a_block_cost_stalls_the_loop_as_the_book_warns(arch: str) -> None:
@@ -211,21 +222,20 @@ def test_a_block_cost_stalls_the_loop_as_the_book_warns(arch: str) -> None:
     assert elapsed >= clients * cost * 0.95
 
 
-def test_io_cost_keeps_answers_in_order_and_errors_after_them(arch: str) -> None:
+def test_io_cost_keeps_answers_in_order_and_errors_after_them(io_server: ServerProcess) -> None:
     questions = list(pep20_table().items())[:5]
-    with ServerProcess("--arch", arch, "--cost", "50ms", "--cost-kind", "io") as server:
-        with connect(server.port) as sock:
-            for question, _ in questions:  # likely several batches, scheduled apart
-                sock.sendall(question)
-            sock.sendall(b"Unknown?")
-            assert read_answers(sock, 6) == [a for _, a in questions] + [ERROR_UNKNOWN]
-        with connect(server.port) as sock:
-            sock.sendall(QUESTION + b"x" * 5000)
-            assert read_until_closed(sock) == ANSWER + ERROR_TOO_LONG
-        with connect(server.port) as sock:
-            sock.sendall(QUESTION * 3)
-            sock.shutdown(socket.SHUT_WR)
-            assert read_until_closed(sock) == ANSWER * 3
+    with connect(io_server.port) as sock:
+        for question, _ in questions:  # likely several batches, scheduled apart
+            sock.sendall(question)
+        sock.sendall(b"Unknown?")
+        assert read_answers(sock, 6) == [a for _, a in questions] + [ERROR_UNKNOWN]
+    with connect(io_server.port) as sock:
+        sock.sendall(QUESTION + b"x" * 5000)
+        assert read_until_closed(sock) == ANSWER + ERROR_TOO_LONG
+    with connect(io_server.port) as sock:
+        sock.sendall(QUESTION * 3)
+        sock.shutdown(socket.SHUT_WR)
+        assert read_until_closed(sock) == ANSWER * 3
 
 
 def test_sigterm_waits_for_a_question_in_progress_and_for_io_answers(arch: str) -> None:
