@@ -117,3 +117,14 @@ def test_protocol_core_imports_no_io() -> None:
         elif isinstance(node, ast.ImportFrom) and node.module:
             imported.add(node.module.split(".")[0])
     assert not imported & forbidden
+
+
+def test_whole_message_fast_path_agrees_with_feed() -> None:
+    cases = [QUESTION, b"?", b" " + QUESTION, QUESTION + QUESTION, b"abc", b"", b"x" * 30 + b"?"]
+    for data in cases:
+        framer = request_framer(max_request_bytes=26)
+        whole = framer.is_whole_message(data)
+        assert whole == (request_framer(26).feed(data) == [data]), data
+    pending = request_framer()
+    pending.feed(b"Beau")
+    assert not pending.is_whole_message(QUESTION)

@@ -40,7 +40,12 @@ class Conversation:
 
     def receive(self, data: bytes) -> bytes:
         """Take received bytes; return the answers to every question they complete."""
-        self._stats.bytes_in += len(data)
+        stats = self._stats
+        stats.bytes_in += len(data)
+        if self._framer.is_whole_message(data):
+            reply = self._count(self._answer(data))
+            stats.bytes_out += len(reply)
+            return reply
         requests = self._framer.feed(data)
         answer, count = self._answer, self._count
         if len(requests) == 1:

@@ -51,6 +51,20 @@ class Framer:
         """Bytes of an unfinished message (empty at a message boundary)."""
         return self._pending
 
+    def is_whole_message(self, data: bytes) -> bool:
+        """True when ``data`` is exactly one message starting at a boundary.
+
+        The common case (one question per segment) then needs no framing at
+        all: callers use ``data`` itself as the message, with no copy or list.
+        """
+        return (
+            not self._pending
+            and 0 < len(data) <= self._max_bytes
+            and data.find(self._terminator) == len(data) - 1
+            and data[0] not in _WHITESPACE_CODES
+            and not self.overflowed
+        )
+
     def feed(self, data: bytes) -> list[bytes]:
         """Take newly received bytes; return the messages they complete."""
         if self.overflowed:
