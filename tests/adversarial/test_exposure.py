@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import psutil
@@ -71,14 +73,36 @@ def test_binding_every_interface_prints_a_one_line_notice(
 def test_allow_refuses_a_client_outside_the_allowed_networks(
     hostile_setup: Setup, tmp_path: Path
 ) -> None:
-    with logged_server(hostile_setup, tmp_path, "--allow", "10.0.0.0/8") as server:
-        for _ in range(3):
+    with logged_server(hostile_setup, tmp_path, "--allow", "10.0.0.0/8",
+                       "--metrics-port", "0") as server:
+        for _ in range(REFUSED):
             with connect(server.port) as sock:
                 with contextlib.suppress(OSError):  # already refused before the question
                     sock.sendall(QUESTION)
                 assert read_all_tolerating_reset(sock) == b""
+        url = server.process.metrics_url
+        assert url is not None
+        deadline = time.monotonic() + METRICS_WITHIN  # workers' counts reach the scrape shortly
+        while (denied := scrape(url, DENIED)) < REFUSED and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert denied == REFUSED, f"metrics count {denied} refused connections of {REFUSED}"
         server.assert_alive()
         server.assert_no_traceback()
+
+
+REFUSED = 3
+DENIED = "zenserve_connections_denied_total"
+METRICS_WITHIN = 5.0
+
+
+def scrape(url: str, metric: str) -> float:
+    """The value of one unlabelled metric on the Prometheus page at ``url``."""
+    with urllib.request.urlopen(url, timeout=10) as response:
+        for line in response.read().decode().splitlines():
+            name, _, value = line.partition(" ")
+            if name == metric:
+                return float(value)
+    raise AssertionError(f"{metric} is not on {url}")
 
 
 def test_allow_admits_a_client_inside_an_allowed_network(
