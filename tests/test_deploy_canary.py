@@ -13,7 +13,14 @@ import signal
 import time
 from pathlib import Path
 
-from tests.deploy_helpers import LoadClients, Record, deployment, version_of, write_release
+from tests.deploy_helpers import (
+    Deployment,
+    LoadClients,
+    Record,
+    deployment,
+    version_of,
+    write_release,
+)
 from tests.helpers import wait_for
 from zenserve.protocol import ERROR_FAULT
 
@@ -134,17 +141,34 @@ def test_a_killed_worker_does_not_change_the_verdict(tmp_path: Path) -> None:
     healthy = write_release(tmp_path, "v2", workers=2, strategy="canary",
                             extra_strategy=canary(pause="1s", minimum=20))
     faulty = write_release(tmp_path, "v3", workers=2, strategy="canary", fault_rate=0.2,
-                           extra_strategy=canary(pause="1s", minimum=40))
+                           extra_strategy=canary(pause="1s", minimum=200))
     with deployment(stable, tmp_path / "control.sock") as running:
         with LoadClients(running.port, threads=3, per_request=True, max_seconds=40):
             for release, verdict in ((healthy, "promoted"), (faulty, "rolled back")):
                 deployment_id = running.begin(release)
-                wait_for(lambda: (running.status()["rollout"] or {}).get("phase") == "step")  # type: ignore[union-attr]
-                victim = running.worker_pids(release.stem)[0]
-                os.kill(victim, signal.SIGKILL)
-                assert running.wait(deployment_id)["result"] == verdict
-                assert victim not in running.worker_pids(release.stem)
-        generations = running.status()["generations"]
+                ready: list[int] = []
+                wait_for(lambda: bool(ready.extend(candidates_in_step(running)) or ready))  # noqa: B023
+                os.kill(ready[0], signal.SIGKILL)
+                result = running.wait(deployment_id)
+                assert result["result"] == verdict, result
+                assert ready[0] not in running.worker_pids(release.stem)
+        status = running.status()
+        generations = status["generations"]
         assert isinstance(generations, list)
         assert [(generation["version"], generation["ready"]) for generation in generations] == [
             ("v2", 2)]
+        events = [event["text"] for event in status["events"]]  # type: ignore[union-attr]
+        assert any(f"worker {ready[0]} exited with status -9; replacing it" in text
+                   for text in events)
+
+
+def candidates_in_step(running: Deployment) -> list[int]:
+    """The candidate's ready workers, while its rollout is at a step (else nothing)."""
+    status = running.status()
+    rollout = status["rollout"]
+    if not isinstance(rollout, dict) or rollout["phase"] != "step":
+        return []
+    generations = status["generations"]
+    assert isinstance(generations, list)
+    return [worker["pid"] for generation in generations if generation["role"] == "candidate"
+            for worker in generation["workers"] if worker["state"] == "ready"]

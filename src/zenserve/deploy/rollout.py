@@ -86,7 +86,7 @@ class Rollout(Generic[Unit]):
         self.phase = "starting"
         self.step = -1  # canary: index into strategy.steps
         self.step_started = 0.0
-        self.baseline = Sample()
+        self.baseline = self.window = Sample()
         self.verdict = Verdict("hold", "not judged yet")
         self.rolled = 0  # rolling: candidate units asked for
         self.started = clock()
@@ -164,13 +164,14 @@ class Rollout(Generic[Unit]):
         self.traffic.set_weights({self.candidate: share, self.stable: 100 - share})
         self.step_started = self._clock()
         self.baseline = self.traffic.sample(self.candidate)
-        self.verdict = judge(Sample(), self.strategy)
+        self.window = Sample()
+        self.verdict = judge(self.window, self.strategy)
         self._emit(f"{self.candidate.label}: step {self.step + 1} of "
                    f"{len(self.strategy.steps)}: {share}% of new connections")
 
     def _tick_step(self) -> None:
         strategy = self.strategy
-        window = self.traffic.sample(self.candidate) - self.baseline
+        self.window = window = self.traffic.sample(self.candidate) - self.baseline
         self.verdict = verdict = judge(window, strategy)
         if verdict.outcome == "fail":
             self._abort(f"step {self.step + 1} ({strategy.steps[self.step]}%) failed: "
@@ -225,7 +226,7 @@ class Rollout(Generic[Unit]):
             "elapsed": round(self._clock() - self.started, 3),
         }
         if strategy.kind == "canary" and self.phase == "step":
-            window = self.traffic.sample(self.candidate) - self.baseline
+            window = self.window  # the one the verdict was reached on
             described.update(step=self.step + 1, steps=list(strategy.steps),
                              share=strategy.steps[self.step],
                              step_elapsed=round(self._clock() - self.step_started, 3),

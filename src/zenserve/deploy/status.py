@@ -92,8 +92,7 @@ def _describe_rollout(rollout: Message) -> str:
             f"{rollout['phase']}")
     if rollout.get("step"):
         text += (f" {rollout['step']} of {len(rollout['steps'])} ({rollout['share']}%), "
-                 f"{rollout['step_elapsed']:.1f}s of {rollout['pause']:g}s, "
-                 f"{rollout['window_answers']} answers, {rollout['window_failures']} failed: "
+                 f"{rollout['step_elapsed']:.1f}s of {rollout['pause']:g}s: "
                  f"{rollout['verdict']} ({rollout['verdict_reason']})")
     return text
 
