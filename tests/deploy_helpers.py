@@ -42,7 +42,7 @@ def version_of(answer: bytes) -> str | None:
 
 def write_release(directory: Path, version: str, architecture: str = "epoll", workers: int = 1,
                   strategy: str = "blue-green", fault_rate: float = 0.0,
-                  extra_strategy: str = "", extra: str = "") -> Path:
+                  extra_strategy: str = "", extra: str = "", extra_service: str = "") -> Path:
     """A release file whose table answers "... in VERSION."."""
     table = directory / f"aphorisms-{version}.toml"
     table.write_text("".join(f'"{question.decode()}" = "{answer.decode()}"\n'
@@ -51,6 +51,7 @@ def write_release(directory: Path, version: str, architecture: str = "epoll", wo
     path.write_text(f'version = "{version}"\narchitecture = "{architecture}"\n'
                     f"workers = {workers}\n{extra}\n"
                     f'[service]\naphorisms = "{table.name}"\nfault_rate = {fault_rate}\n'
+                    f"{extra_service}\n"
                     f'[limits]\ngraceful_timeout = "5s"\n'
                     f'[health]\ninterval = "0.2s"\n'
                     f'[strategy]\nkind = "{strategy}"\n{extra_strategy}\n')

@@ -82,3 +82,18 @@ def test_apply_without_a_supervisor_says_so(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "no deployment supervisor at" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_release_that_cannot_start_is_rolled_back_with_its_reason(tmp_path: Path) -> None:
+    stable = write_release(tmp_path, "v1")
+    broken = tmp_path / "v2.toml"
+    broken.write_text('version = "v2"\narchitecture = "epoll"\n'
+                      '[service]\ncallable = "no_such_module:answer"\n'
+                      '[strategy]\nkind = "blue-green"\n')
+    with deployment(stable, tmp_path / "control.sock") as running:
+        result = running.command("apply", str(broken))
+        assert result.returncode == 1
+        assert result.stdout.splitlines()[-1].startswith(
+            "v2 rolled back: generation 2 (v2) failed to start: cannot import service module "
+            "'no_such_module'")
+        assert running.status()["stable"]["version"] == "v1"  # type: ignore[index]

@@ -114,3 +114,14 @@ def test_the_cli_prints_the_error_on_one_line(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert result.stderr.strip().endswith("workers: must be between 1 and 64, got 0")
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_worker_refuses_a_table_changed_since_the_release_was_read(tmp_path: Path) -> None:
+    from zenserve.deploy.worker import build_service
+
+    release = load_release(write(tmp_path, FULL_RELEASE))
+    assert build_service(release.service, release.table_digest).lookup(
+        b"Tea is better than?") == b"Coffee."
+    (tmp_path / "table.toml").write_text('"Tea is better than?" = "Milk."\n')
+    with pytest.raises(ZenserveError, match="changed since the release was read"):
+        build_service(release.service, release.table_digest)

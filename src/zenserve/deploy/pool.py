@@ -81,7 +81,8 @@ class WorkerProcess:
         self.state, self.started_at = STARTING, time.monotonic()
         try:
             channel.send_message(self.control, {
-                "command": "serve", "config": spec_to_json(release.server_config()),
+                "command": "serve",
+                "config": spec_to_json(release.server_config(), release.table_digest),
                 "environment": {"ZENSERVE_GENERATION": str(generation.id),
                                 "ZENSERVE_VERSION": release.version}})
         except OSError:
@@ -148,7 +149,12 @@ class WorkerProcess:
 
     def _on_message(self, message: channel.Message) -> None:
         kind = message.get("type")
-        if kind == "ready":
+        if kind == "failed" and self._generation is not None:
+            # The worker could not start this release (a missing module, a changed
+            # file): the reason goes to the rollout, which aborts on it.
+            self.failure = f"could not start: {message.get('reason')}"
+            self.generation.start_failed(str(message.get("reason")))
+        elif kind == "ready":
             self.said_ready = True
             self.next_probe = 0.0  # check it now
         elif kind == "report":
@@ -250,6 +256,7 @@ class WorkerProcess:
             self._on_control()  # the last report and any last handoffs
         self._drop_probe()
         self._reactor.unwatch(self.control)
+        self._reactor.unwatch(self.connections)  # watched while it was behind
         self.control.close()
         self.connections.close()
         self.state_at_exit = self.state

@@ -87,6 +87,7 @@ class Release:
     health: HealthCheck = field(default_factory=HealthCheck)
     haproxy: HaproxyTarget | None = None
     fingerprint: str = ""
+    table_digest: str = ""  # of the aphorism table as read: workers check they read the same
 
     def server_config(self) -> ServerConfig:
         """The config each worker process serves with."""
@@ -130,7 +131,8 @@ def parse_release(data: object, path: Path) -> Release:
     health = _health(fields.table_of("health"), table)
     fields.finish()
     release = Release(version, path, architecture, workers, threads, verbose, service, limits,
-                      strategy, health, haproxy)
+                      strategy, health, haproxy,
+                      table_digest=table_digest(table) if service.aphorisms else "")
     return _with_fingerprint(release, table)
 
 
@@ -244,11 +246,18 @@ def _haproxy(fields: Fields) -> HaproxyTarget:
     return HaproxyTarget(backend, servers, addresses)
 
 
+def table_digest(table: dict[bytes, bytes] | None) -> str:
+    """A short digest of a table's content (not of the file's bytes)."""
+    canonical = json.dumps(sorted((q.decode(), a.decode()) for q, a in (table or {}).items()))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
 def _with_fingerprint(release: Release, table: dict[bytes, bytes] | None) -> Release:
     # What runs counts; how it is rolled out (the strategy) and where the file is do not.
     described = asdict(release)
     described.pop("path")
     described.pop("strategy")
+    described.pop("table_digest")
     described["service"]["aphorisms"] = None  # the content counts, not where it lives
     described["table"] = sorted((q.decode(), a.decode()) for q, a in (table or {}).items())
     canonical = json.dumps(described, sort_keys=True, default=str)

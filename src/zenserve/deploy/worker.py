@@ -29,6 +29,7 @@ from zenserve.conversation import Conversation
 from zenserve.cost import Cost, CostKind
 from zenserve.deploy import channel
 from zenserve.deploy.handoff import PROBE_PEER, RoutedListener, TrackedConversation, WorkerState
+from zenserve.deploy.release import table_digest
 from zenserve.errors import ZenserveError
 from zenserve.protocol import ERROR_FAULT, ERROR_INTERNAL
 from zenserve.servers import server_class
@@ -68,20 +69,23 @@ def counted(lookup: Handler, tally: Tally) -> Handler:
     return counting_lookup
 
 
-def build_service(config: ServiceConfig) -> Service:
+def build_service(config: ServiceConfig, expected_digest: str = "") -> Service:
     """The release's service (already validated when the release was read).
 
     Not ``runner.build_service``: that module brings the metrics exporter, and
     every millisecond of a worker's start is a millisecond added to each switch.
     """
     table = load_table(config.aphorisms) if config.aphorisms is not None else None
+    if expected_digest and table_digest(table) != expected_digest:
+        raise ZenserveError(f"{config.aphorisms} changed since the release was read; "
+                            "roll it out again as a new release")
     handler = import_handler(config.callable_spec) if config.callable_spec else None
     return Service(table=table, handler=handler, cost=config.cost, fault_rate=config.fault_rate)
 
 
-def counted_service(config: ServiceConfig, tally: Tally) -> Service:
+def counted_service(config: ServiceConfig, tally: Tally, expected_digest: str = "") -> Service:
     """The service clients get, counting every answer into ``tally``."""
-    service = build_service(config)
+    service = build_service(config, expected_digest)
     service.lookup = counted(service.lookup, tally)
     if service.cost.is_free:
         service.answer = service.lookup  # otherwise answer() spends the cost, then calls lookup
@@ -106,10 +110,11 @@ class WorkerContext(ServeContext):
         return conversation
 
 
-def spec_to_json(config: ServerConfig) -> str:
-    """What a worker needs to serve, as one command-line argument."""
+def spec_to_json(config: ServerConfig, table_digest: str = "") -> str:
+    """What a worker needs to serve, as one JSON string."""
     service, limits = config.service, config.limits
     return json.dumps({
+        "table_digest": table_digest,
         "architecture": config.architecture, "threads": config.threads,
         "verbose": config.verbose,
         "service": {"aphorisms": str(service.aphorisms) if service.aphorisms else None,
@@ -123,7 +128,8 @@ def spec_to_json(config: ServerConfig) -> str:
     })
 
 
-def spec_from_json(text: str) -> ServerConfig:
+def spec_from_json(text: str) -> tuple[ServerConfig, str]:
+    """The config and the digest of the table the supervisor read."""
     spec = json.loads(text)
     service = spec["service"]
     return ServerConfig(
@@ -134,19 +140,21 @@ def spec_from_json(text: str) -> ServerConfig:
             cost=Cost(service["cost"], CostKind(service["cost_kind"])),
             fault_rate=service["fault_rate"]),
         limits=Limits(**spec["limits"]),
-    )
+    ), spec["table_digest"]
 
 
 class Worker:
     """The architecture, its routed listener, and the control thread beside it."""
 
-    def __init__(self, config: ServerConfig, connection_fd: int, control: socket.socket) -> None:
+    def __init__(self, config: ServerConfig, connection_fd: int, control: socket.socket,
+                 expected_digest: str = "") -> None:
         control.settimeout(5.0)  # a handoff or report never blocks a worker for long
         self.state = WorkerState(control)
         self.tally = Tally()
         self.listener = RoutedListener(self.state, connection_fd)
         probe_service = build_service(replace(config.service, fault_rate=0.0))
-        self.context = WorkerContext(config, counted_service(config.service, self.tally),
+        self.context = WorkerContext(config, counted_service(config.service, self.tally,
+                                                             expected_digest),
                                      state=self.state, probe_service=probe_service)
         self.server: Server = server_class(config.architecture)(self.listener, self.context)
         self._stopping = False
@@ -233,7 +241,10 @@ class Worker:
         return True
 
 
-def wait_for_assignment(control: socket.socket) -> tuple[ServerConfig, dict[str, str]] | None:
+Assignment = tuple[ServerConfig, str, dict[str, str]]
+
+
+def wait_for_assignment(control: socket.socket) -> Assignment | None:
     """A spare waits here, imports done, until the supervisor assigns it a release."""
     while True:
         message, fd, still_open = channel.receive_control(control)
@@ -242,7 +253,8 @@ def wait_for_assignment(control: socket.socket) -> tuple[ServerConfig, dict[str,
         if not still_open:
             return None  # the supervisor no longer needs this spare
         if message is not None and message.get("command") == "serve":
-            return spec_from_json(message["config"]), dict(message.get("environment") or {})
+            config, digest = spec_from_json(message["config"])
+            return config, digest, dict(message.get("environment") or {})
 
 
 def preload_architectures() -> None:
@@ -263,15 +275,17 @@ def main(argv: list[str]) -> int:
     assignment = wait_for_assignment(control)
     if assignment is None:
         return 0
-    config, environment = assignment
+    config, digest, environment = assignment
     os.environ.update(environment)  # ZENSERVE_GENERATION and ZENSERVE_VERSION, for services
     logging.basicConfig(level=logging.INFO if config.verbose else logging.WARNING,
                         format="%(asctime)s %(process)d %(levelname)s %(message)s",
                         stream=sys.stderr)
     try:
-        worker = Worker(config, connection_fd, control)
+        worker = Worker(config, connection_fd, control, digest)
     except ZenserveError as error:
         print(f"zenserve deploy worker: error: {error}", file=sys.stderr)
+        with contextlib.suppress(OSError):
+            channel.send_message(control, {"type": "failed", "reason": str(error)})
         return 2
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
