@@ -63,8 +63,7 @@ class Plan:
     scalability_architectures: tuple[str, ...]
     scalability_timing: Timing
     cost: str
-    cost_kinds: tuple[str, ...]
-    worker_counts: tuple[int, ...]
+    scalability_cases: tuple[tuple[str, int], ...]  # (cost kind, workers)
     scalability_connections: int
 
     @property
@@ -83,7 +82,9 @@ class Plan:
             if isinstance(value, Timing):
                 value = {"warmup_s": value.warmup, "duration_s": value.duration,
                          "repetitions": value.repetitions}
-            data[name] = list(value) if isinstance(value, tuple) else value
+            if isinstance(value, tuple):
+                value = [list(item) if isinstance(item, tuple) else item for item in value]
+            data[name] = value
         return data
 
 
@@ -95,6 +96,9 @@ def _pick(preferred: tuple[str, ...]) -> tuple[str, ...]:
 def _every() -> tuple[str, ...]:
     return tuple(name for name in ARCHITECTURES if name not in SAME_AS_ANOTHER)
 
+
+COST_KINDS = ("block", "io", "cpu")
+EVERY_CASE = tuple((kind, workers) for kind in COST_KINDS for workers in (1, 2))
 
 # One of each family: one client at a time, a thread pool, an event loop.
 _FAMILIES = ("single", "threaded", "asyncio-callbacks")
@@ -111,8 +115,7 @@ def quick_plan() -> Plan:
         latency_architectures=families,
         rate_fractions=(0.3, 0.7, 1.1),
         latency_slots=8,
-        concurrency_architectures=_pick(("single", "threaded", "socketserver",
-                                         "asyncio-callbacks")),
+        concurrency_architectures=families,
         idle_counts=(0, 1, 2, 3, 4, 8, 16),
         probes=3,
         probe_rounds=2,
@@ -126,8 +129,8 @@ def quick_plan() -> Plan:
         scalability_architectures=_pick(("threaded", "asyncio-callbacks")),
         scalability_timing=Timing(warmup=0.05, duration=0.2, repetitions=3),
         cost="1ms",
-        cost_kinds=("block", "io", "cpu"),
-        worker_counts=(1, 2),
+        # A second worker where it tells most: a blocking cost and a CPU cost.
+        scalability_cases=(("block", 1), ("block", 2), ("io", 1), ("cpu", 1), ("cpu", 2)),
         scalability_connections=16,
     )
 
@@ -158,8 +161,7 @@ def full_plan() -> Plan:
                                          "asyncio-callbacks", "uvloop")),
         scalability_timing=Timing(warmup=0.1, duration=0.4, repetitions=3),
         cost="1ms",
-        cost_kinds=("block", "io", "cpu"),
-        worker_counts=(1, 2),
+        scalability_cases=EVERY_CASE,
         scalability_connections=16,
     )
 
@@ -189,8 +191,7 @@ def tiny_plan() -> Plan:
         scalability_architectures=two[-1:],
         scalability_timing=Timing(warmup=0.05, duration=0.2, repetitions=2),
         cost="1ms",
-        cost_kinds=("block", "io", "cpu"),
-        worker_counts=(1, 2),
+        scalability_cases=(("io", 1), ("cpu", 1), ("cpu", 2)),
         scalability_connections=4,
     )
 

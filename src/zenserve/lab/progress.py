@@ -14,10 +14,15 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.table import Column
+
+# Description, bar, done/total, elapsed, remaining: one line of an 80-column terminal.
+DESCRIPTION_WIDTH = 36
+BAR_WIDTH = 14
 
 
 class ProgressReporter:
-    """Two bars (the whole comparison, the current section) and the step being measured."""
+    """Two bars: the whole comparison (titled by its section) and what is measured now."""
 
     def __init__(self, console: Console, total_steps: int) -> None:
         self.console = console
@@ -28,14 +33,14 @@ class ProgressReporter:
 
     def __enter__(self) -> ProgressReporter:
         if self.console.is_terminal:
+            description = Column(width=DESCRIPTION_WIDTH, no_wrap=True, overflow="ellipsis")
             self.bars = Progress(
-                TextColumn("{task.description:<34}"), BarColumn(bar_width=30),
-                MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
-                TextColumn("[dim]{task.fields[doing]}"), console=self.console, transient=True)
+                TextColumn("{task.description}", table_column=description),
+                BarColumn(bar_width=BAR_WIDTH), MofNCompleteColumn(), TimeElapsedColumn(),
+                TimeRemainingColumn(), console=self.console, transient=True)
             self.bars.__enter__()
-            self.overall = self.bars.add_task("all experiments", total=self.total_steps,
-                                              doing="")
-            self.current = self.bars.add_task("starting", total=1, doing="")
+            self.overall = self.bars.add_task("starting", total=self.total_steps)
+            self.current = self.bars.add_task("", total=1)
         return self
 
     def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
@@ -44,16 +49,17 @@ class ProgressReporter:
             self.bars.__exit__(kind, value, traceback)
 
     def section(self, title: str, steps: int) -> None:
-        """Start the section bar again for ``title``."""
+        """A new section: it titles the overall bar; the second bar starts again."""
         if self.bars is not None:
-            self.bars.reset(self.current, total=max(1, steps), description=title, doing="")
+            self.bars.update(self.overall, description=title)
+            self.bars.reset(self.current, total=max(1, steps), description="")
         else:
             self.console.print(f"{title} ({steps} steps)", highlight=False)
 
     def step(self, text: str) -> None:
         """Show what is being measured now."""
         if self.bars is not None:
-            self.bars.update(self.current, doing=text)
+            self.bars.update(self.current, description=text)
 
     def advance(self, steps: int = 1) -> None:
         """Move both bars on."""

@@ -55,6 +55,7 @@ def methods(plan: Plan, fixed_rate: float | None) -> dict[str, str]:
     connections = ", ".join(str(count) for count in plan.connections)
     rate = f"{fixed_rate:,.0f} req/s" if fixed_rate else "a fixed rate"
     kinds = ", ".join(misbehave.kinds_of("mixed"))
+    cases = ", ".join(f"{kind} {workers}" for kind, workers in plan.scalability_cases)
     return {
         "throughput": f"Closed loop over persistent connections ({connections}): each "
                       f"connection asks again as soon as its answer arrives. {each}",
@@ -76,7 +77,8 @@ def methods(plan: Plan, fixed_rate: float | None) -> dict[str, str]:
         "scalability": f"Each request costs {plan.cost} of block (a blocking wait), io (a "
                        f"wait event loops await) or cpu (busy work holding the GIL); closed "
                        f"loop, {plan.scalability_connections} connections, a new connection "
-                       f"per request; --workers 1 and 2. Each point is the median of "
+                       f"per request; cases (kind, --workers): {cases}. Each point is the "
+                       f"median of "
                        f"{scaled.repetitions} runs of {scaled.duration:g} s after a "
                        f"{scaled.warmup:g} s warmup.",
     }

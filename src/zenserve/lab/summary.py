@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich import box
 from rich.table import Table
 
 from zenserve.lab import analysis
@@ -28,7 +29,7 @@ def summary_table(results: Results, architectures: tuple[str, ...],
     points = results.points
     cells: dict[str, dict[str, str]] = {name: {} for name in architectures}
     for shape in analysis.throughput_shapes(points):
-        cells[shape.architecture]["peak"] = f"{shape.peak:,.0f} @ {shape.peak_x:g}"
+        cells[shape.architecture]["peak"] = f"{shape.peak:,.0f} @{shape.peak_x:g}"
     for knee in analysis.knees(points, measured_seconds):
         last = knee.last_sustained
         above = "≥ " if knee.first_broken is None else ""
@@ -47,17 +48,21 @@ def summary_table(results: Results, architectures: tuple[str, ...],
     for point in select(points, section="worker_kill", metric="requests_lost"):
         recovery = select(points, section="worker_kill", metric="recovery_ms",
                           architecture=point.architecture)
-        ms = f"{recovery[0].median:,.0f} ms" if recovery and recovery[0].measured else MISSING
-        cells[point.architecture]["kill"] = f"{point.median:,.0f} lost, {ms}"
-    columns = {"peak": "peak req/s @ conns", "knee": "knee req/s",
-               "p99": f"p99 ms @ {fixed:,.0f}/s" if fixed else "p99 ms",
-               "at once": "clients at once", "success": "worst success",
-               "kill": "worker killed"}
-    table = Table(title="zenserve compare: summary (details in the report)",
-                  title_justify="left")
-    table.add_column("architecture")
+        ms = f"{recovery[0].median:,.0f}ms" if recovery and recovery[0].measured else MISSING
+        cells[point.architecture]["kill"] = f"{point.median:,.0f} lost {ms}"
+    columns = {"peak": "peak\nreq/s", "knee": "knee\nreq/s", "p99": "p99\nms",
+               "at once": "at\nonce", "success": "success", "kill": "worker\nkill"}
+    rate = f"{fixed:,.0f} req/s" if fixed else "the fixed rate"
+    table = Table(title="zenserve compare: summary (details in the report)", title_justify="left",
+                  box=box.SIMPLE_HEAD, padding=(0, 1), collapse_padding=True, pad_edge=False,
+                  show_edge=False, caption_justify="left",
+                  caption=f"peak @connections; knee: the highest rate sustained; p99 at {rate}; "
+                          f"at once: clients served at once; success: worst share of normal "
+                          f"requests answered beside misbehaving clients; worker kill: requests "
+                          f"lost and time to a replacement")
+    table.add_column("architecture", no_wrap=True)
     for heading in columns.values():
-        table.add_column(heading, justify="right")
+        table.add_column(heading, justify="right", no_wrap=True)
     for name in architectures:
         table.add_row(name, *(cells[name].get(key, MISSING) for key in columns))
     return table
