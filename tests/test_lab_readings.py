@@ -21,6 +21,7 @@ from zenserve.lab.experiments import latency
 from zenserve.lab.plan import quick_plan, tiny_plan, with_architectures
 from zenserve.lab.points import Point, summarize
 from zenserve.lab.results import Results
+from zenserve.lab.runner import Lab
 from zenserve.servers import ARCHITECTURES
 
 NAN = math.nan
@@ -237,3 +238,12 @@ def test_rates_are_round_and_the_fixed_rate_is_half_the_slowest_peak() -> None:
     assert fixed == 500.0
     assert rungs == [500.0, 900.0, 4500.0, 9000.0]
     assert latency.choose_rates({"single": 0.0}, (0.5,)) == ([], 0.0)
+
+
+def test_a_server_that_cannot_start_is_left_out_with_a_warning() -> None:
+    lab = Lab()
+    with lab.server("single", "--workers", "-3", steps=4) as server:
+        assert server is None
+    assert len(lab.warnings) == 1
+    assert lab.warnings[0].startswith("single --workers -3 could not start")
+    assert "--workers must be 0" in lab.warnings[0]

@@ -84,7 +84,9 @@ def _first(lab: Lab, plan: Plan, clock: _Clock) -> list[Point]:
     lab.reporter.section("Throughput, peak rates, concurrency",
                          sum(_first_pass_steps(plan, name) for name in names))
     for name in names:
-        with lab.server(name, *serve_arguments()) as server:
+        with lab.server(name, *serve_arguments(), steps=_first_pass_steps(plan, name)) as server:
+            if server is None:
+                continue
             if name in plan.throughput_architectures:
                 with clock("throughput"):
                     points += throughput.measure(lab, plan, name, server.port)
@@ -105,7 +107,9 @@ def _second(lab: Lab, plan: Plan, clock: _Clock, rungs: list[float], fixed: floa
     lab.reporter.section("Response time, availability",
                          sum(_second_pass_steps(plan, name) for name in names))
     for name in names:
-        with lab.server(name, *serve_arguments()) as server:
+        with lab.server(name, *serve_arguments(), steps=_second_pass_steps(plan, name)) as server:
+            if server is None:
+                continue
             if name in plan.latency_architectures:
                 with clock("latency"):
                     points += latency.ladder(lab, plan, name, server.port, rungs, fixed)

@@ -44,7 +44,9 @@ def _runs(lab: Lab, plan: Plan, architecture: str, kind: str,
     what = f"{architecture}, {plan.cost} {kind} cost, --workers {workers}"
     results: list[BenchResult] = []
     arguments = serve_arguments(workers=workers, cost=plan.cost, cost_kind=kind)
-    with lab.server(architecture, *arguments) as server:
+    with lab.server(architecture, *arguments, steps=timing.repetitions) as server:
+        if server is None:
+            return results
         for repetition in range(1, timing.repetitions + 1):
             lab.reporter.step(f"{what} (run {repetition}/{timing.repetitions})")
             options = bench_options(server.port, plan.scalability_connections, timing.warmup,

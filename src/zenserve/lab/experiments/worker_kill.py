@@ -107,7 +107,10 @@ def run(lab: Lab, plan: Plan, rate: float) -> list[Point]:
         results: list[BenchResult] = []
         recoveries: list[float] = []
         what = f"{architecture} --workers {WORKERS}, one killed"
-        with lab.server(architecture, *serve_arguments(workers=WORKERS)) as server:
+        with lab.server(architecture, *serve_arguments(workers=WORKERS),
+                        steps=timing.repetitions) as server:
+            if server is None:
+                continue
             for repetition in range(1, timing.repetitions + 1):
                 lab.reporter.step(f"{what} (run {repetition}/{timing.repetitions})")
                 killer = WorkerKiller(server, kill_at)
