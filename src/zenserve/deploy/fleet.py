@@ -16,7 +16,8 @@ from collections.abc import Callable
 from typing import Any
 
 from zenserve.deploy.analysis import Sample
-from zenserve.deploy.pool import READY, Generation, WorkerProcess
+from zenserve.deploy.generation import Generation
+from zenserve.deploy.pool import READY, WorkerProcess
 from zenserve.deploy.reactor import Reactor
 from zenserve.deploy.release import Release
 from zenserve.deploy.router import Router

@@ -1,15 +1,13 @@
-"""Worker processes and generations, as the supervisor sees them.
+"""Worker processes as the supervisor sees them.
 
 A ``WorkerProcess`` is one child: its two channels, its last report, its
 health probes (the first one makes it ready; later ones are its heartbeat).
-A ``Generation`` is the workers running one release, with a target size, a
-routing weight, and the counts of every worker it ever had.
+It starts as a spare and is then assigned to a ``Generation``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import itertools
 import subprocess
 import sys
 import time
@@ -17,17 +15,15 @@ from collections.abc import Callable
 
 from zenserve.deploy import channel
 from zenserve.deploy.analysis import Sample
+from zenserve.deploy.generation import Generation
 from zenserve.deploy.probe import Probe
 from zenserve.deploy.reactor import Reactor
-from zenserve.deploy.release import Release
-from zenserve.deploy.worker import spec_to_json
+from zenserve.deploy.spec import spec_to_json
 
 SPARE, STARTING, READY, DRAINING, STOPPING, EXITED = (
     "spare", "starting", "ready", "draining", "stopping", "exited")
 # A heartbeat answered wrongly this many times in a row means the worker is unhealthy.
 UNHEALTHY_AFTER = 3
-# A worker that dies this soon after it started counts as a crash loop (back off).
-YOUNG_SECONDS = 2.0
 # Past a drain's graceful timeout, this much more before the worker is killed.
 KILL_MARGIN_SECONDS = 2.0
 
@@ -263,76 +259,3 @@ class WorkerProcess:
         self.exit_expected = self.state in (DRAINING, STOPPING) and not self.failure
         self.state = EXITED
         return True
-
-
-class Generation:
-    """The workers running one release."""
-
-    _ids = itertools.count(1)
-
-    def __init__(self, release: Release) -> None:
-        self.id = next(self._ids)
-        self.release = release
-        self.label = f"generation {self.id} ({release.version})"
-        self.role = "candidate"
-        self.target = 0
-        self.weight = 0
-        self.workers: list[WorkerProcess] = []
-        self.retired_sample = Sample()  # counts of workers that have exited
-        self.start_failures = 0
-        self.last_failure = ""
-        self.restarts = 0
-        self.crash_streak = 0
-        self.next_spawn = 0.0
-        self.slots = itertools.count(1)
-        self._next_worker = 0
-
-    def live(self) -> list[WorkerProcess]:
-        """Workers that count towards the target (starting or ready)."""
-        return [worker for worker in self.workers if worker.state in (STARTING, READY)]
-
-    def ready(self) -> list[WorkerProcess]:
-        return [worker for worker in self.workers if worker.state == READY]
-
-    def sample(self) -> Sample:
-        total = self.retired_sample
-        for worker in self.workers:
-            total = total + worker.sample
-        return total
-
-    def next_workers(self) -> list[WorkerProcess]:
-        """The ready workers, starting from the next one in round-robin order."""
-        ready = self.ready()
-        if not ready:
-            return []
-        start = self._next_worker % len(ready)
-        self._next_worker = start + 1
-        return ready[start:] + ready[:start]
-
-    def became_ready(self) -> None:
-        self.crash_streak = 0
-
-    def start_failed(self, reason: str) -> None:
-        self.start_failures += 1
-        self.last_failure = reason
-
-    def exited(self, worker: WorkerProcess, now: float) -> None:
-        """Account for a worker that has exited; back off if it died young."""
-        self.workers.remove(worker)
-        self.retired_sample = self.retired_sample + worker.sample
-        if worker.exit_expected:
-            return
-        if not worker.failure:  # it died by itself
-            self.last_failure = (f"worker {worker.pid} exited with status "
-                                 f"{worker.process.returncode}")
-            if worker.state_at_exit == STARTING:
-                self.start_failures += 1
-            else:
-                self.restarts += 1
-        if now - worker.started_at < YOUNG_SECONDS:
-            self.crash_streak += 1
-            self.next_spawn = now + min(0.1 * 2**self.crash_streak, 5.0)
-
-    @property
-    def drained(self) -> bool:
-        return not self.workers and self.target == 0

@@ -18,7 +18,8 @@ import os
 from collections import deque
 from collections.abc import Callable
 
-from zenserve.deploy.pool import Generation, WorkerProcess
+from zenserve.deploy.generation import Generation
+from zenserve.deploy.pool import WorkerProcess
 
 
 class SmoothWeighted:

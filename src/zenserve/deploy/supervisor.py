@@ -21,7 +21,7 @@ from collections.abc import Callable
 from zenserve.deploy.analysis import Sample
 from zenserve.deploy.commands import Commands
 from zenserve.deploy.fleet import Fleet, LocalTraffic, wait_until
-from zenserve.deploy.pool import Generation
+from zenserve.deploy.generation import Generation
 from zenserve.deploy.reactor import Reactor
 from zenserve.deploy.release import Release
 from zenserve.deploy.rollout import Rollout
@@ -39,9 +39,14 @@ TICK_SECONDS = 0.02
 ACCEPT_BATCH = 64
 # Out of descriptors: stop accepting this long instead of spinning.
 ACCEPT_BACKOFF_SECONDS = 0.1
-# Spare workers kept started (one more than the stable workers, at most this many).
+# Spare workers kept started: one more than the stable workers, at most this many.
 MAX_SPARES = 4
 _RESOURCE_ERRORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+
+
+def spares_for(release: Release) -> int:
+    """How many spare workers to keep while ``release`` is stable."""
+    return min(MAX_SPARES, release.workers + 1)
 
 
 class Supervisor:
@@ -54,6 +59,7 @@ class Supervisor:
         self._address = describe_address(listener.getsockname())
         self.reactor = reactor
         self.fleet = Fleet(reactor, commands.event)
+        self.fleet.spare_count = spares_for(release)  # warm before any rollout
         self.traffic = LocalTraffic(self.fleet)
         self.commands = commands
         commands.attach(self)
@@ -132,7 +138,7 @@ class Supervisor:
 
     def _tick(self, now: float) -> None:
         if not self.stopping:
-            self.fleet.spare_count = min(MAX_SPARES, self.stable.release.workers + 1)
+            self.fleet.spare_count = spares_for(self.stable.release)
         self.fleet.tick(now)
         rollout = self.rollout
         if rollout is not None and rollout.result is None:

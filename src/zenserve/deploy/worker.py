@@ -12,7 +12,6 @@ and ``stop`` (finish conversations where they are, then exit).
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import select
@@ -21,19 +20,19 @@ import socket
 import sys
 import threading
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from types import FrameType
 
-from zenserve.config import Limits, ServerConfig, ServiceConfig
+from zenserve.config import ServerConfig, ServiceConfig
 from zenserve.conversation import Conversation
-from zenserve.cost import Cost, CostKind
 from zenserve.deploy import channel
-from zenserve.deploy.handoff import PROBE_PEER, RoutedListener, TrackedConversation, WorkerState
+from zenserve.deploy.handoff import PROBE_PEER, TrackedConversation, WorkerState
+from zenserve.deploy.listener import RoutedListener
 from zenserve.deploy.release import table_digest
+from zenserve.deploy.spec import spec_from_json
 from zenserve.errors import ZenserveError
 from zenserve.protocol import ERROR_FAULT, ERROR_INTERNAL
 from zenserve.servers import server_class
-from zenserve.servers.base import ServeContext, Server
+from zenserve.servers.base import ServeContext, Server, Waker
 from zenserve.service import Handler, Service, import_handler, load_table
 from zenserve.stats import Stats
 
@@ -110,39 +109,6 @@ class WorkerContext(ServeContext):
         return conversation
 
 
-def spec_to_json(config: ServerConfig, table_digest: str = "") -> str:
-    """What a worker needs to serve, as one JSON string."""
-    service, limits = config.service, config.limits
-    return json.dumps({
-        "table_digest": table_digest,
-        "architecture": config.architecture, "threads": config.threads,
-        "verbose": config.verbose,
-        "service": {"aphorisms": str(service.aphorisms) if service.aphorisms else None,
-                    "callable": service.callable_spec, "cost": service.cost.seconds,
-                    "cost_kind": service.cost.kind.value, "fault_rate": service.fault_rate},
-        "limits": {"max_request_bytes": limits.max_request_bytes,
-                   "idle_timeout": limits.idle_timeout,
-                   "request_timeout": limits.request_timeout,
-                   "max_connections": limits.max_connections,
-                   "graceful_timeout": limits.graceful_timeout},
-    })
-
-
-def spec_from_json(text: str) -> tuple[ServerConfig, str]:
-    """The config and the digest of the table the supervisor read."""
-    spec = json.loads(text)
-    service = spec["service"]
-    return ServerConfig(
-        architecture=spec["architecture"], threads=spec["threads"], verbose=spec["verbose"],
-        service=ServiceConfig(
-            aphorisms=Path(service["aphorisms"]) if service["aphorisms"] else None,
-            callable_spec=service["callable"],
-            cost=Cost(service["cost"], CostKind(service["cost_kind"])),
-            fault_rate=service["fault_rate"]),
-        limits=Limits(**spec["limits"]),
-    ), spec["table_digest"]
-
-
 class Worker:
     """The architecture, its routed listener, and the control thread beside it."""
 
@@ -158,6 +124,7 @@ class Worker:
                                      state=self.state, probe_service=probe_service)
         self.server: Server = server_class(config.architecture)(self.listener, self.context)
         self._stopping = False
+        self._exiting = Waker()  # wakes the control thread the moment serving is over
 
     def run(self) -> None:
         control_thread = threading.Thread(target=self._control_loop, name="deploy-control",
@@ -169,12 +136,14 @@ class Worker:
             # The control thread may be handing queued connections back: let it
             # finish before the channels close under it.
             self._stopping = True
+            self._exiting.wake()
             control_thread.join(CONTROL_JOIN_SECONDS)
             if self.state.draining:
                 self._return_queued()
             self._report()
             self.state.control.close()
             self.listener.close()
+            self._exiting.close()
 
     def stop(self, graceful: bool = True) -> None:
         self.server.shutdown(graceful)
@@ -184,8 +153,12 @@ class Worker:
         channel.send_message(control, {"type": "ready", "pid": os.getpid()})
         poller = select.poll()
         poller.register(control, select.POLLIN)
+        poller.register(self._exiting, select.POLLIN)
         while not self._stopping:
-            if poller.poll(REPORT_SECONDS * 1000):
+            events = poller.poll(REPORT_SECONDS * 1000)
+            if self._stopping:
+                return
+            if events:
                 try:
                     message, fd, still_open = channel.receive_control(control)
                 except OSError:
