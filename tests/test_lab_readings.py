@@ -101,9 +101,9 @@ def test_latency_knees_and_the_fixed_rate() -> None:
               + ladder("epoll", {500: (500, 0.5, 0.5), 1000: (1000, 0.6, 0.5),
                                  2000: (2000, 0.7, 0.6)}, fixed=500))
     text = readings.latency(points, plan)
-    assert text[0] == ("At 500 req/s (half the slowest architecture's peak), the median response "
-                       "time runs from 0.05 ms to 0.10 ms, and p99 from 0.50 ms (epoll) to "
-                       "1.00 ms (single).")
+    assert text[0] == ("At 500 req/s (the rate every architecture was to sustain), the median "
+                       "response time runs from 0.05 ms to 0.10 ms, and p99 from 0.50 ms "
+                       "(epoll) to 1.00 ms (single).")
     assert text[1] == ("single's knee is between 1,000 req/s (p99 1.20 ms) and 2,000 req/s, "
                        "where it answered only 1,400 req/s, most of it waiting to be sent "
                        "(the raw service time's p99 is 2.00 ms).")

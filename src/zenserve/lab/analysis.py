@@ -100,11 +100,11 @@ class Rung:
     p99: float
     service_p99: float
 
-    def sustained(self, baseline_p99: float, duration_share: float = 1.0) -> bool:
+    def sustained(self, baseline_p99: float, measured_seconds: float) -> bool:
         """Answered enough of the rate, with few failures and p99 near the baseline."""
         limit = max(KNEE_FACTOR * baseline_p99, baseline_p99 + KNEE_MARGIN_MS)
         return (self.achieved >= SUSTAINED_SHARE * self.rate
-                and self.failed <= FAILED_SHARE * self.rate * duration_share
+                and self.failed <= FAILED_SHARE * self.rate * measured_seconds
                 and not math.isnan(self.p99) and self.p99 <= limit)
 
 

@@ -137,9 +137,10 @@ def _at_fixed_rate(points: Sequence[Point], fixed: float, seconds: float) -> lis
         low, high = min(p99, key=p99.__getitem__), max(p99, key=p99.__getitem__)
         p50 = {name: at[name]["latency_p50_ms"] for name in p99}
         sentences.append(
-            f"At {rate(fixed)} (half the slowest architecture's peak), the median response "
-            f"time runs from {millis(min(p50.values()))} to {millis(max(p50.values()))}, and "
-            f"p99 from {millis(p99[low])} ({low}) to {millis(p99[high])} ({high}).")
+            f"At {rate(fixed)} (the rate every architecture was to sustain), the median "
+            f"response time runs from {millis(min(p50.values()))} to "
+            f"{millis(max(p50.values()))}, and p99 from {millis(p99[low])} ({low}) to "
+            f"{millis(p99[high])} ({high}).")
     failing = [name for name, values in at.items()
                if values.get("achieved_rps", 0.0) < analysis.SUSTAINED_SHARE * fixed
                or values.get("failed_requests", 0.0) > analysis.FAILED_SHARE * fixed * seconds]
