@@ -100,9 +100,11 @@ class EventLoopServer(ConnectionIO, Generic[Event]):
 
     def _loop(self) -> None:
         wait, dispatch, monotonic = self._wait, self._dispatch, time.monotonic
-        next_timer, run_timers = self._next_timer, self._run_timers
+        nearest_deadline, run_timers = self._deadlines.nearest, self._run_timers
         while True:
-            nearest = next_timer()
+            nearest = nearest_deadline()
+            if self._io_delay or self._accept_resume or self._stopping:
+                nearest = self._nearest_chore(nearest)
             events = wait(None if nearest == math.inf else max(0.0, nearest - monotonic()))
             self.now = now = monotonic()
             dispatch(events)
@@ -110,9 +112,8 @@ class EventLoopServer(ConnectionIO, Generic[Event]):
             if (now >= nearest or self._stopping) and run_timers(now):
                 return
 
-    def _next_timer(self) -> float:
-        """When the loop must wake up even if no socket is ready."""
-        nearest = self._deadlines.nearest()
+    def _nearest_chore(self, nearest: float) -> float:
+        """The wake-up time, counting io answers due, the accept back-off and stopping."""
         if self._io_delay:
             nearest = min(nearest, self._answers_due.nearest())
         if self._accept_resume:
