@@ -102,3 +102,17 @@ def test_slow_answers_fail_on_p99() -> None:
 
 def test_enough_good_answers_pass() -> None:
     assert judge(Sample(200, 5, latencies(0.001, 200)), STRATEGY).outcome == "pass"
+
+
+def test_zenserve_metrics_give_requests_and_server_side_failures() -> None:
+    from zenserve.deploy.scrape import parse_requests
+
+    text = ('# TYPE zenserve_requests_total counter\n'
+            'zenserve_requests_total{outcome="answered"} 120.0\n'
+            'zenserve_requests_total{outcome="unknown"} 5.0\n'
+            'zenserve_requests_total{outcome="too_long"} 1.0\n'
+            'zenserve_requests_total{outcome="busy"} 2.0\n'
+            'zenserve_requests_total{outcome="internal_error"} 3.0\n'
+            'zenserve_bytes_sent_total 1.2e+04\n')
+    assert parse_requests(text) == (131, 5)
+    assert parse_requests("zenserve_bytes_sent_total 10.0\n") is None

@@ -8,8 +8,11 @@ HAProxy never moves a connection) and put in maintenance once its last
 session has ended. Health and counts come from ``show stat``: a server is
 ready when its health check (which asks a real question) says UP; each
 session it served is a sample, and a connection error, response error or
-server abort is a failure. HAProxy reports no latency percentiles, so
-``max_p99`` is not judged here.
+server abort is a failure. When the release lists each server's zenserve
+metrics URL, the instances' own counts are used instead of sessions: requests
+answered, and requests that ended in an internal error or "server busy" as
+failures (HAProxy's connection errors still count). HAProxy reports no
+latency percentiles, so ``max_p99`` is not judged here.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from typing import Any
 
 from zenserve.deploy.analysis import Sample
 from zenserve.deploy.release import Release
+from zenserve.deploy.scrape import scrape_requests
 from zenserve.errors import ZenserveError
 
 # Each generation's weights add up to about this (HAProxy's maximum is 256).
@@ -31,6 +35,9 @@ TOTAL_WEIGHT = 200
 # A drained server with sessions still open past its graceful timeout plus this
 # is put in maintenance anyway (its sessions go on; it gets no new ones).
 DRAIN_MARGIN_SECONDS = 2.0
+# zenserve's metrics endpoints are read this often, each within this timeout.
+SCRAPE_SECONDS = 0.25
+SCRAPE_TIMEOUT = 0.5
 
 Stats = dict[tuple[str, str], dict[str, str]]
 
@@ -104,6 +111,8 @@ class HaproxyTraffic:
         self._event = on_event
         self.stats: Stats = {}
         self.groups: list[ServerGroup] = []
+        self.requests: dict[str, tuple[int, int]] = {}  # metrics URL -> (requests, failed)
+        self._next_scrape = 0.0
 
     def adopt(self, release: Release) -> ServerGroup:
         """The stable generation at start: its servers serve, every one of them."""
@@ -129,6 +138,9 @@ class HaproxyTraffic:
         for backend in {group.backend for group in self.groups}:
             self.stats.update(self.api.stats(backend))
         now = time.monotonic()
+        if now >= self._next_scrape:
+            self._scrape()
+            self._next_scrape = now + SCRAPE_SECONDS
         for group in self.groups:
             for server, deadline in list(group.draining.items()):
                 sessions = int(group.stats(self.stats, server).get("scur") or 0)
@@ -138,6 +150,14 @@ class HaproxyTraffic:
                                     "in maintenance anyway")
                     self.api.change(f"set server {group.backend}/{server} state maint")
                     del group.draining[server]
+
+    def _scrape(self) -> None:
+        for group in self.groups:
+            assert group.release.haproxy is not None
+            for url in group.release.haproxy.metrics:
+                counts = scrape_requests(url, SCRAPE_TIMEOUT)
+                if counts is not None:  # unreadable now: keep the last counts
+                    self.requests[url] = counts
 
     # rollout.Traffic
 
@@ -200,4 +220,10 @@ class HaproxyTraffic:
             row = group.stats(self.stats, server)
             sessions += int(row.get("stot") or 0)
             failures += sum(int(row.get(name) or 0) for name in ("econ", "eresp", "srv_abrt"))
-        return Sample(sessions, failures)
+        assert group.release.haproxy is not None
+        urls = group.release.haproxy.metrics
+        if not urls:
+            return Sample(sessions, failures)
+        counts = [self.requests.get(url, (0, 0)) for url in urls]
+        return Sample(sum(requests for requests, _ in counts),
+                      failures + sum(failed for _, failed in counts))

@@ -69,6 +69,7 @@ class HaproxyTarget:
     backend: str
     servers: tuple[str, ...]
     addresses: tuple[str, ...] = ()  # host:port of each server, for `deploy render haproxy`
+    metrics: tuple[str, ...] = ()  # each server's zenserve metrics URL, for the analysis
 
 
 @dataclass(frozen=True)
@@ -242,8 +243,15 @@ def _haproxy(fields: Fields) -> HaproxyTarget:
         host, _, port = address.rpartition(":")
         if not host or not port.isdigit() or not 0 < int(port) < 65536:
             raise fields.error(f"{address!r} is not host:port", "addresses")
+    metrics = fields.list_of_text("metrics")
+    if metrics and len(metrics) != len(servers):
+        raise fields.error(f"give one URL per server ({len(servers)}), got {len(metrics)}",
+                           "metrics")
+    for url in metrics:
+        if not url.startswith(("http://", "https://")):
+            raise fields.error(f"{url!r} is not an http:// URL", "metrics")
     fields.finish()
-    return HaproxyTarget(backend, servers, addresses)
+    return HaproxyTarget(backend, servers, addresses, metrics)
 
 
 def table_digest(table: dict[bytes, bytes] | None) -> str:
