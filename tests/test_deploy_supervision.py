@@ -131,3 +131,19 @@ def test_a_socket_from_systemd_is_adopted(tmp_path: Path) -> None:
     finally:
         supervisor.kill()
         supervisor.communicate()
+
+
+def test_bad_control_requests_get_an_error_and_change_nothing(tmp_path: Path) -> None:
+    with deployment(write_release(tmp_path, "v1"), tmp_path / "c.sock") as running:
+        for request in ({"command": "launch"}, {"command": "release", "path": 7},
+                        {"command": "release", "path": str(tmp_path / "missing.toml")},
+                        {"command": "wait", "deployment": "latest"}, {"command": None}):
+            answer = running.client.request(request)  # type: ignore[arg-type]
+            assert set(answer) == {"error"}, (request, answer)
+        with socket.socket(socket.AF_UNIX) as raw:
+            raw.settimeout(SOCKET_TIMEOUT)
+            raw.connect(str(running.control_path))
+            raw.sendall(b"not json\n")
+            assert b"bad request" in raw.recv(1000)
+        assert running.status()["stable"]["version"] == "v1"  # type: ignore[index]
+        assert running.stop() == 0

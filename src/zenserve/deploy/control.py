@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import socket
 import struct
@@ -20,6 +21,8 @@ from typing import Any
 
 from zenserve.deploy.reactor import Reactor
 from zenserve.errors import ZenserveError
+
+log = logging.getLogger("zenserve.deploy")
 
 MAX_REQUEST_BYTES = 65536
 Message = dict[str, Any]
@@ -117,6 +120,9 @@ class ControlServer:
             response = {"error": str(error)}
         except ValueError:
             response = {"error": "bad request: expected one JSON object"}
+        except Exception as error:  # a bad request must never take the supervisor down
+            log.exception("control request %r failed", line[:200])
+            response = {"error": f"internal error: {type(error).__name__}: {error}"}
         if response is not None:
             peer.send(response)
             peer.close()

@@ -149,6 +149,13 @@ class Worker:
         self.server.shutdown(graceful)
 
     def _control_loop(self) -> None:
+        try:
+            self._control()
+        except Exception:  # without this thread the worker cannot be drained: stop it
+            log.exception("the control thread failed; stopping this worker")
+            self.stop()
+
+    def _control(self) -> None:
         control = self.state.control
         channel.send_message(control, {"type": "ready", "pid": os.getpid()})
         poller = select.poll()
