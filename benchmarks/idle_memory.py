@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import resource
-import socket
 import sys
 import time
 from collections.abc import Sequence
@@ -23,6 +22,7 @@ from results_file import command_line, machine_lines, update_section
 
 from zenserve.client import ZenClient
 from zenserve.footprint import footprint, settle
+from zenserve.hostile import open_idle
 from zenserve.process import ServerProcess
 from zenserve.servers import ARCHITECTURES
 
@@ -43,10 +43,9 @@ def measure(architecture: str, connections: int) -> tuple[float, float, bool]:
         pid = server.process.pid
         before = footprint(pid)
         started = time.monotonic()
-        idle: list[socket.socket] = []
+        idle = open_idle("127.0.0.1", server.port, connections,
+                         accepted=lambda: footprint(pid).fds - before.fds)
         try:
-            for _ in range(connections):
-                idle.append(socket.create_connection(("127.0.0.1", server.port), timeout=10))
             held = settle(pid, lambda now: now.fds >= before.fds + connections, HELD_WITHIN)
             elapsed = time.monotonic() - started
             with ZenClient("127.0.0.1", server.port) as client:

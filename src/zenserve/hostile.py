@@ -13,7 +13,7 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from zenserve.protocol import answer_framer
 
@@ -27,6 +27,30 @@ def open_connection(host: str, port: int, timeout: float = 10.0) -> socket.socke
     sock = socket.create_connection((host, port), timeout=timeout)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return sock
+
+
+def open_idle(host: str, port: int, count: int, accepted: Callable[[], int] | None = None,
+              ahead: int = 512, timeout: float = 30.0) -> list[socket.socket]:
+    """``count`` connections that say nothing, paced so the server's backlog never overflows.
+
+    A connection that finds the accept queue full looks established to the
+    client, but the kernel drops it into SYN-RECV retries that last seconds;
+    so, given ``accepted()`` (how many the server holds now), stay at most
+    ``ahead`` connections in front of the server, waiting at most ``timeout``.
+    """
+    sockets: list[socket.socket] = []
+    try:
+        for index in range(count):
+            if accepted is not None and index and index % ahead == 0:
+                deadline = time.monotonic() + timeout
+                while accepted() < index - ahead and time.monotonic() < deadline:
+                    time.sleep(0.01)
+            sockets.append(socket.create_connection((host, port), timeout=timeout))
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
 
 
 def reset(sock: socket.socket) -> None:

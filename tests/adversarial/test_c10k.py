@@ -9,7 +9,6 @@ still be served while all 10,000 are open.
 from __future__ import annotations
 
 import resource
-import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +19,7 @@ from tests.adversarial.conftest import HOSTILE_IDS, HOSTILE_SETUPS
 from tests.adversarial.harness import logged_server
 from tests.helpers import ANSWER, ask
 from zenserve.footprint import footprint, settle
+from zenserve.hostile import open_idle
 from zenserve.servers import ARCHITECTURES
 
 IDLE_CONNECTIONS = 10_000
@@ -48,18 +48,6 @@ def many_descriptors() -> Iterator[None]:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
-def open_idle(port: int, count: int) -> list[socket.socket]:
-    sockets = []
-    try:
-        for _ in range(count):
-            sockets.append(socket.create_connection(("127.0.0.1", port), timeout=10))
-    except BaseException:
-        for sock in sockets:
-            sock.close()
-        raise
-    return sockets
-
-
 @pytest.mark.slow
 @pytest.mark.usefixtures("many_descriptors")
 @pytest.mark.parametrize("event_loop_setup", EVENT_LOOP_SETUPS, ids=EVENT_LOOP_IDS)
@@ -72,7 +60,8 @@ def test_ten_thousand_idle_connections_and_a_normal_client_is_served(
         assert ask(server.port) == ANSWER
         before = footprint(server.pid)
         started = time.monotonic()
-        idle = open_idle(server.port, IDLE_CONNECTIONS)
+        idle = open_idle("127.0.0.1", server.port, IDLE_CONNECTIONS,
+                         accepted=lambda: footprint(server.pid).fds - before.fds)
         try:
             held = settle(server.pid, lambda now: now.fds >= before.fds + IDLE_CONNECTIONS,
                           ACCEPT_TIMEOUT)
