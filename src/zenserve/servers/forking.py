@@ -13,6 +13,7 @@ waiting up to the graceful timeout; SIGINT: children are stopped at once.
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -57,6 +58,10 @@ class Server(base.Server):
         self._reports = ChildStatsPipe()
         previous = signal.signal(signal.SIGCHLD, self._on_sigchld)
         log.info("Serving a process per connection, at most %d", self._limit)
+        # Every object so far is shared with the children copy-on-write; a
+        # collection that visits them (in a child, or in the parent while
+        # children live) would copy their pages. Frozen, the GC leaves them be.
+        gc.freeze()
         try:
             while (accepted := accept_or_wait(self.listener, self._stop)) is not None:
                 sock, address = accepted
@@ -68,6 +73,7 @@ class Server(base.Server):
                 self._fork_conversation(sock, address)
             self._stop_children()
         finally:
+            gc.unfreeze()
             signal.signal(signal.SIGCHLD, previous)
             self._reports.close()
             self._stop.close()
