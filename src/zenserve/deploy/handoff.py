@@ -45,6 +45,9 @@ log = logging.getLogger("zenserve.deploy.worker")
 
 # The peer name a health probe connection is accepted under.
 PROBE_PEER = "health-probe"
+# Looked up once: these run for every request.
+_recv, _send, _monotonic = socket.socket.recv, socket.socket.send, time.monotonic
+_receive = Conversation.receive
 _READABLE = select.POLLIN | select.POLLPRI | select.POLLHUP | select.POLLERR
 
 
@@ -83,7 +86,7 @@ class TrackedConversation(Conversation):
         self.replied = 0  # reply bytes produced so far
 
     def receive(self, data: bytes) -> bytes:
-        reply = super().receive(data)
+        reply = _receive(self, data)
         self.replied += len(reply)
         return reply
 
@@ -127,8 +130,28 @@ class HandoffSocket(socket.socket):
     # Reading.
 
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
+        # The common case stays lean: a plain non-blocking read while serving.
+        if flags or self._handed_off or self._state.draining or self.gettimeout() != 0.0:
+            return self._recv_carefully(bufsize, flags)
+        try:
+            data = _recv(self, bufsize)
+        except BlockingIOError:
+            raise
+        except OSError:
+            self._broken = True
+            raise
+        if data:
+            self._read_any = True
+            if not self._since:
+                self._since = _monotonic()
+        else:
+            self._eof = True
+        return data
+
+    def _recv_carefully(self, bufsize: int, flags: int) -> bytes:
+        """Peeks, blocking reads (wakeable by a drain) and reads while draining."""
         if flags & socket.MSG_PEEK:
-            return super().recv(bufsize, flags)
+            return _recv(self, bufsize, flags)
         if self._handed_off:
             return b""
         if self._state.draining and self.at_boundary() and self._hand_off():
@@ -138,7 +161,7 @@ class HandoffSocket(socket.socket):
                 return b""  # handed off while waiting, or an emulated shutdown
             flags |= socket.MSG_DONTWAIT
         try:
-            data = super().recv(bufsize, flags)
+            data = _recv(self, bufsize, flags)
         except BlockingIOError:
             if self._read_shut:
                 return b""  # what the kernel returns after SHUT_RD with nothing queued
@@ -149,7 +172,7 @@ class HandoffSocket(socket.socket):
         if data:
             self._read_any = True
             if not self._since:
-                self._since = time.monotonic()
+                self._since = _monotonic()
         else:
             self._eof = True
         return data
@@ -194,14 +217,15 @@ class HandoffSocket(socket.socket):
         if self._handed_off:
             raise BrokenPipeError(errno.EPIPE, "connection handed back to the supervisor")
         try:
-            sent = super().send(data, flags)
+            sent = _send(self, data, flags)
         except BlockingIOError:
             raise
         except OSError:
             self._broken = True
             raise
         self._sent += sent
-        self._answered()
+        if self._since:
+            self._answered()
         return sent
 
     def sendall(self, data: bytes | memoryview, flags: int = 0) -> None:  # type: ignore[override]
@@ -213,13 +237,15 @@ class HandoffSocket(socket.socket):
             self._broken = True
             raise
         self._sent += memoryview(data).nbytes
-        self._answered()
+        if self._since:
+            self._answered()
 
     def _answered(self) -> None:
+        """Everything asked so far is answered: one latency sample, from the first byte."""
         conversation = self.conversation
-        if (self._since and conversation is not None and self._sent >= conversation.replied
+        if (conversation is not None and self._sent >= conversation.replied
                 and not conversation.pending):
-            self._state.latency.record(time.monotonic() - self._since)
+            self._state.latency.record(_monotonic() - self._since)
             self._since = 0.0
 
     # Options, shutdown and close.

@@ -30,7 +30,7 @@ from zenserve.deploy.listener import RoutedListener
 from zenserve.deploy.release import table_digest
 from zenserve.deploy.spec import spec_from_json
 from zenserve.errors import ZenserveError
-from zenserve.protocol import ERROR_FAULT, ERROR_INTERNAL
+from zenserve.protocol import ERROR_FAULT
 from zenserve.servers import server_class
 from zenserve.servers.base import ServeContext, Server, Waker
 from zenserve.service import Handler, Service, import_handler, load_table
@@ -45,27 +45,40 @@ REPORT_SECONDS = 0.1
 CONTROL_JOIN_SECONDS = 5.0
 
 
-class Tally:
-    """Answers and failed answers (injected faults, internal errors), for the canary analysis."""
+class Faults:
+    """Injected faults answered; every other count comes from the worker's ``Stats``."""
 
-    __slots__ = ("answers", "failures")
+    __slots__ = ("count",)
 
     def __init__(self) -> None:
-        self.answers = 0
-        self.failures = 0
+        self.count = 0
 
 
-def counted(lookup: Handler, tally: Tally) -> Handler:
-    """Wrap a service's lookup so that every answer is counted, failures apart."""
+def counting_faults(lookup: Handler, faults: Faults) -> Handler:
+    """Wrap a faulty service's lookup so that every injected fault is counted.
 
-    def counting_lookup(question: bytes) -> bytes:
+    Only a service with a fault rate is wrapped, and such a service always
+    answers through its lookup: a healthy service keeps its fast path.
+    """
+
+    def lookup_counting_faults(question: bytes) -> bytes:
         answer = lookup(question)
-        tally.answers += 1
-        if answer is ERROR_FAULT or answer is ERROR_INTERNAL:
-            tally.failures += 1
+        if answer is ERROR_FAULT:
+            faults.count += 1
         return answer
 
-    return counting_lookup
+    return lookup_counting_faults
+
+
+def answers_and_failures(stats: Stats, faults: Faults) -> tuple[int, int]:
+    """What the canary analysis judges: every reply, and those that are the server's fault.
+
+    An injected fault, an internal error and "server busy" are failures; an
+    unknown or over-long question is the client's doing and counts as answered.
+    """
+    failures = faults.count + stats.internal_errors + stats.busy
+    return stats.answered + stats.unknown + stats.too_long + stats.internal_errors + \
+        stats.busy, failures
 
 
 def build_service(config: ServiceConfig, expected_digest: str = "") -> Service:
@@ -82,12 +95,13 @@ def build_service(config: ServiceConfig, expected_digest: str = "") -> Service:
     return Service(table=table, handler=handler, cost=config.cost, fault_rate=config.fault_rate)
 
 
-def counted_service(config: ServiceConfig, tally: Tally, expected_digest: str = "") -> Service:
-    """The service clients get, counting every answer into ``tally``."""
+def counted_service(config: ServiceConfig, faults: Faults, expected_digest: str = "") -> Service:
+    """The service clients get; with a fault rate, every injected fault counted."""
     service = build_service(config, expected_digest)
-    service.lookup = counted(service.lookup, tally)
-    if service.cost.is_free:
-        service.answer = service.lookup  # otherwise answer() spends the cost, then calls lookup
+    if config.fault_rate > 0:
+        service.lookup = counting_faults(service.lookup, faults)
+        if service.cost.is_free:
+            service.answer = service.lookup  # else answer() spends the cost, then calls lookup
     return service
 
 
@@ -116,10 +130,10 @@ class Worker:
                  expected_digest: str = "") -> None:
         control.settimeout(5.0)  # a handoff or report never blocks a worker for long
         self.state = WorkerState(control)
-        self.tally = Tally()
+        self.faults = Faults()
         self.listener = RoutedListener(self.state, connection_fd)
         probe_service = build_service(replace(config.service, fault_rate=0.0))
-        self.context = WorkerContext(config, counted_service(config.service, self.tally,
+        self.context = WorkerContext(config, counted_service(config.service, self.faults,
                                                              expected_digest),
                                      state=self.state, probe_service=probe_service)
         self.server: Server = server_class(config.architecture)(self.listener, self.context)
@@ -210,10 +224,11 @@ class Worker:
                 os.close(fd)
 
     def _report(self) -> bool:
-        tally, stats = self.tally, self.context.stats
+        stats = self.context.stats
+        answers, failures = answers_and_failures(stats, self.faults)
         try:
             channel.send_message(self.state.control, {
-                "type": "report", "answers": tally.answers, "failures": tally.failures,
+                "type": "report", "answers": answers, "failures": failures,
                 "latency": self.state.latency.counts, "active": stats.connections_active,
                 "handed_off": self.state.handed_off})
         except OSError:
