@@ -28,7 +28,7 @@ from tests.helpers import (
     wait_for,
 )
 from zenserve.process import ServerProcess
-from zenserve.protocol import ERROR_BUSY
+from zenserve.protocol import ERROR_BUSY, ERROR_TOO_LONG
 
 BLOCKING = ["single", "threaded", "socketserver", "forking"]
 CONCURRENT = ["threaded", "socketserver", "forking"]
@@ -103,6 +103,16 @@ def test_past_max_connections_a_client_is_told_busy_and_closed(arch: str) -> Non
         metrics = urllib.request.urlopen(server.metrics_url, timeout=SOCKET_TIMEOUT).read()
         assert b'zenserve_requests_total{outcome="busy"} ' in metrics
         assert b'zenserve_requests_total{outcome="busy"} 0.0' not in metrics
+
+
+@pytest.mark.parametrize("arch", BLOCKING)
+def test_too_long_is_read_even_while_the_client_keeps_sending(arch: str) -> None:
+    """Closing with unread bytes would reset the connection and destroy the error."""
+    with ServerProcess("--arch", arch) as server:
+        for _ in range(3):
+            with connect(server.port) as client:
+                client.sendall(QUESTION + b"x" * 300_000)
+                assert read_until_closed(client) == ANSWER + ERROR_TOO_LONG
 
 
 @pytest.mark.parametrize("arch", BLOCKING)

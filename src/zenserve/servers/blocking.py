@@ -38,6 +38,10 @@ _last_resource_warning = -RESOURCE_WARNING_INTERVAL
 # After shutdown(SHUT_RD) recv() no longer blocks, so the rest of a question
 # that was arriving when a graceful stop began is awaited in steps this long.
 STOP_STEP_SECONDS = 0.01
+# Closing after "request too long", read and drop at most this much of what
+# the client is still sending, so that the close does not reset the connection.
+LINGER_SECONDS = 1.0
+LINGER_BYTES = 1 << 20
 # How long conversations told to stop at once may take to notice.
 FORCED_STOP_SECONDS = 2.0
 _RESOURCE_ERRORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
@@ -196,6 +200,7 @@ def _converse(sock: socket.socket, conversation: Conversation, context: ServeCon
         if reply:
             sendall(reply)
         if conversation.closing:
+            _linger(sock)
             return
         # Bytes ending in "?" end a question; only others may leave one unfinished
         # (asking the conversation costs more than the rest of this loop).
@@ -232,6 +237,26 @@ def _stop_at_request_boundary(sock: socket.socket, conversation: Conversation,
         if data:
             sock.sendall(conversation.receive(data))
     log.info("Closing %s at a request boundary to stop", conversation.peer)
+    _shutdown(sock, socket.SHUT_WR)  # FIN after the answers, before any reset
+
+
+def _linger(sock: socket.socket) -> None:
+    """Close after the reply without a reset: FIN, then drop what the client still sends.
+
+    Closing with unread bytes sends a reset, and a reset makes the client's
+    kernel drop the reply it has not read yet (``Error: request too long.``
+    would be lost). Bounded in time and bytes.
+    """
+    deadline = time.monotonic() + LINGER_SECONDS
+    dropped = 0
+    with contextlib.suppress(OSError):  # a timeout or a reset ends it too
+        sock.shutdown(socket.SHUT_WR)
+        set_receive_timeout(sock, LINGER_SECONDS)
+        while dropped < LINGER_BYTES and time.monotonic() < deadline:
+            data = sock.recv(RECV_BYTES)
+            if not data:
+                return
+            dropped += len(data)
 
 
 def _peer_closed(sock: socket.socket) -> bool:
