@@ -172,3 +172,26 @@ def candidates_in_step(running: Deployment) -> list[int]:
     assert isinstance(generations, list)
     return [worker["pid"] for generation in generations if generation["role"] == "candidate"
             for worker in generation["workers"] if worker["state"] == "ready"]
+
+
+def test_a_ten_percent_step_gets_ten_percent_of_new_connections(tmp_path: Path) -> None:
+    """Routed by the supervisor itself, the share is exact, not right on average."""
+    stable = write_release(tmp_path, "v1", workers=2)
+    held = write_release(tmp_path, "v2", workers=2, strategy="canary",
+                         extra_strategy=canary(pause="0.1s", minimum=10**6))
+    with deployment(stable, tmp_path / "control.sock") as running:
+        with LoadClients(running.port, threads=3, per_request=True, max_seconds=30):
+            running.begin(held)
+            wait_for(lambda: (running.status()["rollout"] or {}).get("phase") == "step")  # type: ignore[union-attr]
+            before = routed(running)
+            wait_for(lambda: sum(routed(running).values()) - sum(before.values()) >= 300)
+            after = routed(running)
+        sent = {version: after[version] - before[version] for version in after}
+        share = sent["v2"] / (sent["v1"] + sent["v2"])
+        assert abs(share - 0.10) <= 0.02, sent  # SWRR: within a connection or two of 10%
+
+
+def routed(running: Deployment) -> dict[str, int]:
+    generations = running.status()["generations"]
+    assert isinstance(generations, list)
+    return {generation["version"]: generation["routed"] for generation in generations}

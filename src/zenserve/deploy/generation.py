@@ -29,6 +29,7 @@ class Generation:
         self.role = "candidate"
         self.target = 0
         self.weight = 0
+        self.routed = 0  # connections sent to its workers (new ones and handed-back ones)
         self.workers: list[WorkerProcess] = []
         self.retired_sample = Sample()  # counts of workers that have exited
         self.start_failures = 0

@@ -108,6 +108,7 @@ class Router:
                 continue  # the worker died; its exit is handled by its channel
             os.close(fd)
             self.routed += 1
+            generation.routed += 1
             return True
         return False
 

@@ -47,6 +47,7 @@ def local_generations(fleet: Fleet) -> list[Message]:
             "role": generation.role, "architecture": generation.release.architecture,
             "share": round(100 * weights.get(generation.id, 0) / total_weight, 1),
             "target": generation.target, "ready": len(generation.ready()),
+            "routed": generation.routed,
             "workers": [{"pid": worker.pid, "state": worker.state, "active": worker.active,
                          "answers": worker.sample.answers} for worker in generation.workers],
             "answers": total.answers, "failures": total.failures,
