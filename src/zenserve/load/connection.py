@@ -34,7 +34,7 @@ class Shared:
     """What all connections of one worker process share."""
 
     __slots__ = ("connect_error", "errors", "host", "latency", "loop", "per_request", "port",
-                 "service", "started", "stopping", "timeout")
+                 "service", "started", "started_at", "stopping", "timeout")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, host: str, port: int, timeout: float,
                  per_request: bool) -> None:
@@ -47,6 +47,7 @@ class Shared:
         self.latency = LatencyBins()
         self.service = LatencyBins()
         self.started = False
+        self.started_at = 0.0  # when the run began (clock())
         self.stopping = False
         self.connect_error = ""
 
@@ -123,8 +124,12 @@ class LoadConnection(asyncio.Protocol):
     def _send(self, now: float) -> None:
         self.state = ASKING
         self.careful = self.shared.stopping
-        # In connection-per-request mode the connect is part of the request.
-        self.sent = self.connect_started if self.shared.per_request else now
+        # In connection-per-request mode the connect is part of the request, but
+        # not for a connection opened before the run (every one is, to check that
+        # the server is reachable): its first request starts when it is sent.
+        shared = self.shared
+        opened_for_it = shared.per_request and self.connect_started >= shared.started_at
+        self.sent = self.connect_started if opened_for_it else now
         self.write(self.request.question)
 
     # -- connecting --------------------------------------------------------------------

@@ -190,6 +190,7 @@ class Worker:
 
     def _begin(self, start: float, measure_end: float) -> None:
         self.shared.started = True
+        self.shared.started_at = start
         self.shared.stopping = False
         rate = self.options.rate
         for index, connection in zip(self.global_indexes, self.connections, strict=True):
