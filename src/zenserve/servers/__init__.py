@@ -40,7 +40,7 @@ ARCHITECTURES: dict[str, Architecture] = {
                      "forking", "7-5"),
         Architecture("poll", "a raw select.poll() loop with explicit per-connection state",
                      "poll", "7-6", event_loop=True),
-        Architecture("epoll", "the poll loop on selectors (epoll)", "epoll", event_loop=True),
+        Architecture("epoll", "the poll loop on Linux epoll", "epoll", event_loop=True),
         Architecture("asyncio-callbacks", "asyncio.Protocol callbacks, one protocol per client",
                      "asyncio_callbacks", "7-7", event_loop=True),
         Architecture("asyncio-coroutines", "asyncio streams: a coroutine per client, with drain()",
