@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from zenserve.errors import ZenserveError
-from zenserve.lab import analysis, readings
+from zenserve.lab import analysis, readings, wording
 from zenserve.lab.compare import write
 from zenserve.lab.experiments import latency
 from zenserve.lab.plan import quick_plan, tiny_plan, with_architectures
@@ -180,7 +180,7 @@ def test_unmeasured_points_are_said_so_not_invented() -> None:
     nothing = summarize("throughput", "single", "throughput_rps", [NAN, NAN])
     assert not nothing.measured and nothing.to_row()["median"] is None
     assert readings.throughput([nothing]) == []
-    assert readings.millis(NAN) == "no answers"
+    assert wording.millis(NAN) == "no answers"
 
 
 def test_a_report_renders_from_synthetic_points(tmp_path: Path) -> None:
@@ -247,3 +247,19 @@ def test_a_server_that_cannot_start_is_left_out_with_a_warning() -> None:
     assert len(lab.warnings) == 1
     assert lab.warnings[0].startswith("single --workers -3 could not start")
     assert "--workers must be 0" in lab.warnings[0]
+
+
+def test_overlapping_runs_are_not_read_as_growth_or_a_lead() -> None:
+    def spread(architecture: str, connections: int, runs: list[float]) -> Point:
+        return summarize("throughput", architecture, "throughput_rps", runs,
+                         x_name="connections", x=float(connections))
+
+    points = [spread("single", 1, [3000, 9000, 12000]), spread("single", 64, [4000, 14000, 9000]),
+              spread("epoll", 1, [5000, 6000, 7000]), spread("epoll", 64, [6500, 12000, 20000])]
+    text = readings.throughput(points)
+    assert text[0].startswith("single peaks at 9,000 req/s (1 connection) and does not grow")
+    assert text[1].startswith("epoll's median rises from 6,000 req/s with 1 connection to "
+                              "12,000 req/s with 64, but its runs overlap")
+    assert text[2] == ("With 64 connections the medians run from 9,000 req/s (single) to "
+                       "12,000 req/s (epoll), but the runs overlap: none is clearly fastest "
+                       "there.")

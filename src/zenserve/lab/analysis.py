@@ -12,8 +12,10 @@ from dataclasses import dataclass
 
 from zenserve.lab.points import Point, architectures_of, select
 
-# A curve has stopped growing once it is within this share of its peak.
+# A curve has stopped growing once it is within this share of its peak, and
+# grows at all only if its peak is at least GROWS times its first point.
 NEAR_PEAK = 0.9
+GROWS = 1.25
 # A rung of the rate ladder is sustained when at least this share of the
 # target rate was answered, no more than this share failed, and p99 stayed
 # within this factor of the lowest rung's p99 (plus a small absolute margin:
@@ -43,23 +45,35 @@ def value_at(points: Sequence[Point], x: float, **where: object) -> float:
 
 @dataclass(frozen=True, slots=True)
 class ThroughputShape:
-    """How one architecture's throughput curve rises, peaks and ends."""
+    """How one architecture's throughput curve rises, peaks and ends (points: median and spread)."""
 
     architecture: str
-    first_x: float
-    first: float
-    peak_x: float
-    peak: float
-    last_x: float
-    last: float
+    first: Point
+    peak: Point
+    last: Point
     grows_until: float  # the fewest connections within NEAR_PEAK of the peak
     p99_at_last: float  # latency at the last point, ms
     slowest_at_last: float
 
     @property
     def growth(self) -> float:
-        """Peak over the first point's throughput."""
-        return self.peak / self.first if self.first > 0 else math.inf
+        """Peak over the first point's throughput (medians)."""
+        return self.peak.median / self.first.median if self.first.median > 0 else math.inf
+
+    @property
+    def grows(self) -> bool:
+        """The peak is well above the first point, and every run says so (no overlap)."""
+        return self.growth >= GROWS and above(self.peak, self.first)
+
+    @property
+    def flat(self) -> bool:
+        """The peak is hardly above the first point."""
+        return self.growth < GROWS
+
+
+def above(higher: Point, lower: Point) -> bool:
+    """Every run of ``higher`` measured more than every run of ``lower``."""
+    return higher.low > lower.high
 
 
 def throughput_shapes(points: Sequence[Point]) -> list[ThroughputShape]:
@@ -74,14 +88,17 @@ def throughput_shapes(points: Sequence[Point]) -> list[ThroughputShape]:
         peak = max(line, key=lambda point: point.median)
         near = next(point for point in line if point.median >= NEAR_PEAK * peak.median)
         last = line[-1]
-        assert last.x is not None and peak.x is not None and near.x is not None
-        assert line[0].x is not None
-        at_last = {"architecture": architecture}
+        at_last = {"architecture": architecture, "x": last.x}
         shapes.append(ThroughputShape(
-            architecture, line[0].x, line[0].median, peak.x, peak.median, last.x, last.median,
-            near.x, value_at(section, last.x, metric="latency_p99_ms", **at_last),
-            value_at(section, last.x, metric="latency_max_ms", **at_last)))
+            architecture, line[0], peak, last, near.x or 0.0,
+            _median(section, metric="latency_p99_ms", **at_last),
+            _median(section, metric="latency_max_ms", **at_last)))
     return shapes
+
+
+def _median(points: Sequence[Point], **where: object) -> float:
+    chosen = select(points, **where)
+    return chosen[0].median if chosen else math.nan
 
 
 def fixed_rate(points: Sequence[Point]) -> float | None:

@@ -14,6 +14,7 @@ from zenserve.cost import parse_duration
 from zenserve.lab import analysis
 from zenserve.lab.plan import BASELINE, Plan
 from zenserve.lab.points import Point, architectures_of, select
+from zenserve.lab.wording import count, millis, names, percent, rate
 
 # Spread (highest minus lowest, over the median) beyond which runs disagreed.
 NOISY_SPREAD = 0.3
@@ -27,72 +28,52 @@ HELPS = 1.3
 NO_GAIN = 1.15
 
 
-def rate(value: float) -> str:
-    """``12,345 req/s``."""
-    return f"{value:,.0f} req/s"
-
-
-def millis(value: float) -> str:
-    """Milliseconds with sensible precision, or "no answers" for NaN."""
-    if math.isnan(value):
-        return "no answers"
-    return f"{value:.2f} ms" if value < 10 else f"{value:,.0f} ms"
-
-
-def count(value: float, noun: str) -> str:
-    """``1 connection``, ``4 connections``."""
-    number = int(value) if value == int(value) else value
-    return f"{number:,} {noun}{'' if number == 1 else 's'}"
-
-
-def percent(value: float) -> str:
-    """``99.5%``; ``100%`` exactly when nothing failed."""
-    return "100%" if value >= 1 else f"{100 * value:.1f}%"
-
-
-def _names(names: Sequence[str]) -> str:
-    names = list(names)
-    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
-
-
 def throughput(points: Sequence[Point]) -> list[str]:
     """Section 1: where each curve peaks, whether it grows, who leads at the most connections."""
-    sentences = []
-    for shape in analysis.throughput_shapes(points):
-        if shape.growth < analysis.NEAR_PEAK ** -2:
-            text = (f"{shape.architecture} peaks at {rate(shape.peak)} "
-                    f"({count(shape.peak_x, 'connection')}) and does not grow with more "
-                    f"connections: with {count(shape.last_x, 'connection')} it answers "
-                    f"{rate(shape.last)}")
-            if shape.slowest_at_last >= WAITED * max(shape.p99_at_last, 0.001):
-                text += (f"; there p99 is {millis(shape.p99_at_last)} but the slowest answer "
-                         f"took {millis(shape.slowest_at_last)}: some connections waited that "
-                         f"long for an answer")
-        else:
-            text = (f"{shape.architecture} grows from {rate(shape.first)} with "
-                    f"{count(shape.first_x, 'connection')} until about "
-                    f"{count(shape.grows_until, 'connection')}, peaking at {rate(shape.peak)} "
-                    f"with {shape.peak_x:,.0f}")
-            if shape.last < analysis.NEAR_PEAK * shape.peak:
-                text += f"; with {shape.last_x:,.0f} it falls back to {rate(shape.last)}"
-        sentences.append(text + ".")
+    sentences = [_shape(shape) + "." for shape in analysis.throughput_shapes(points)]
     sentences += _leader(points)
     return sentences + _notes(select(points, section="throughput", metric="throughput_rps"))
 
 
+def _shape(shape: analysis.ThroughputShape) -> str:
+    name, first, peak, last = shape.architecture, shape.first, shape.peak, shape.last
+    first_x, peak_x, last_x = first.x or 0.0, peak.x or 0.0, last.x or 0.0
+    if shape.grows:
+        text = (f"{name} grows from {rate(first.median)} with {count(first_x, 'connection')} "
+                f"until about {count(shape.grows_until, 'connection')}, peaking at "
+                f"{rate(peak.median)} with {peak_x:,.0f}")
+        if last.median < analysis.NEAR_PEAK * peak.median and analysis.above(peak, last):
+            text += f"; with {last_x:,.0f} it falls back to {rate(last.median)}"
+        return text
+    if not shape.flat:
+        return (f"{name}'s median rises from {rate(first.median)} with "
+                f"{count(first_x, 'connection')} to {rate(peak.median)} with {peak_x:,.0f}, "
+                f"but its runs overlap: these runs cannot tell whether it grows")
+    text = (f"{name} peaks at {rate(peak.median)} ({count(peak_x, 'connection')}) and does "
+            f"not grow with more connections: with {count(last_x, 'connection')} it answers "
+            f"{rate(last.median)}")
+    if shape.slowest_at_last >= WAITED * max(shape.p99_at_last, 0.001):
+        text += (f"; there p99 is {millis(shape.p99_at_last)} but the slowest answer took "
+                 f"{millis(shape.slowest_at_last)}: some connections waited that long for an "
+                 f"answer")
+    return text
+
+
 def _leader(points: Sequence[Point]) -> list[str]:
     shapes = analysis.throughput_shapes(points)
-    if len(shapes) < 2:
-        return []
-    most = max(shape.last_x for shape in shapes)
-    at_most = [shape for shape in shapes if shape.last_x == most and shape.last > 0]
+    most = max((shape.last.x or 0.0 for shape in shapes), default=0.0)
+    at_most = [shape.last for shape in shapes if shape.last.x == most and shape.last.median > 0]
     if len(at_most) < 2:
         return []
-    best = max(at_most, key=lambda shape: shape.last)
-    worst = min(at_most, key=lambda shape: shape.last)
+    best = max(at_most, key=lambda point: point.median)
+    worst = min(at_most, key=lambda point: point.median)
+    if not analysis.above(best, worst):
+        return [f"With {count(most, 'connection')} the medians run from "
+                f"{rate(worst.median)} ({worst.architecture}) to {rate(best.median)} "
+                f"({best.architecture}), but the runs overlap: none is clearly fastest there."]
     return [f"With {count(most, 'connection')} the fastest is {best.architecture} at "
-            f"{rate(best.last)}, {best.last / worst.last:.1f}× {worst.architecture} "
-            f"({rate(worst.last)})."]
+            f"{rate(best.median)}, {best.median / worst.median:.1f}× {worst.architecture} "
+            f"({rate(worst.median)})."]
 
 
 def _notes(points: Sequence[Point]) -> list[str]:
@@ -100,7 +81,7 @@ def _notes(points: Sequence[Point]) -> list[str]:
     notes = []
     saturated = [point for point in points if point.saturated]
     if saturated:
-        where = _names([f"{point.architecture} ({point.x_name} {point.x:,.0f})"
+        where = names([f"{point.architecture} ({point.x_name} {point.x:,.0f})"
                         if point.x is not None else point.architecture
                         for point in saturated[:4]])
         more = f" and {len(saturated) - 4} more" if len(saturated) > 4 else ""
@@ -145,7 +126,7 @@ def _at_fixed_rate(points: Sequence[Point], fixed: float, seconds: float) -> lis
                if values.get("achieved_rps", 0.0) < analysis.SUSTAINED_SHARE * fixed
                or values.get("failed_requests", 0.0) > analysis.FAILED_SHARE * fixed * seconds]
     if failing:
-        sentences.append(f"{_names(failing)} did not sustain even that rate.")
+        sentences.append(f"{names(failing)} did not sustain even that rate.")
     return sentences
 
 
@@ -179,7 +160,7 @@ def concurrency(points: Sequence[Point]) -> list[str]:
             text = (f"{name} answered every probe with up to "
                     f"{count(capacity.largest, 'idle connection')} held open")
             if capacity.partly:
-                text += (" except at " + _names([f"{idle:,.0f} ({percent(share)})"
+                text += (" except at " + names([f"{idle:,.0f} ({percent(share)})"
                                                   for idle, share in capacity.partly]))
             sentences.append(text + ".")
             continue
@@ -220,10 +201,10 @@ def availability(points: Sequence[Point]) -> list[str]:
             sentences.append(f"With {condition} clients mixed in, {name} answered only "
                              f"{percent(ratios[name])} of normal requests ({detail}).")
         if unharmed:
-            changes = _names([f"{name} {millis(p99.get((name, BASELINE), math.nan))} → "
+            changes = names([f"{name} {millis(p99.get((name, BASELINE), math.nan))} → "
                               f"{millis(p99.get((name, condition), math.nan))}"
                               for name in unharmed])
-            sentences.append(f"With {condition} clients, {_names(unharmed)} still answered "
+            sentences.append(f"With {condition} clients, {names(unharmed)} still answered "
                              f"{percent(UNHARMED)} or more (p99 {changes}).")
     return sentences + worker_kill(points)
 
@@ -253,30 +234,37 @@ def scalability(points: Sequence[Point], plan: Plan) -> list[str]:
     section = select(points, section="scalability", metric="throughput_rps")
     sentences = []
     for kind in dict.fromkeys(point.cost_kind for point in section):
-        one = {point.architecture: point.median
+        one = {point.architecture: point
                for point in select(section, cost_kind=kind, workers=1) if point.measured}
-        two = {point.architecture: point.median
+        two = {point.architecture: point
                for point in select(section, cost_kind=kind, workers=2) if point.measured}
         if one and cost_seconds > 0:
-            ranked = sorted(one, key=one.__getitem__, reverse=True)
-            at_once = {name: analysis.requests_in_progress(one[name], cost_seconds)
-                       for name in ranked}
-            overlap = _names([f"{name} {rate(one[name])} (≈{at_once[name]:.1f})"
-                              for name in ranked])
+            ranked = sorted(one.values(), key=lambda point: point.median, reverse=True)
+            overlap = names([f"{point.architecture} {rate(point.median)} (≈"
+                              f"{analysis.requests_in_progress(point.median, cost_seconds):.1f})"
+                              for point in ranked])
             sentences.append(f"With a {plan.cost} {kind} cost and one worker (in brackets, "
                              f"how many requests' cost was being paid at once, req/s × "
                              f"{plan.cost}): {overlap}.")
-        ratios = {name: two[name] / one[name] for name in one if name in two and one[name] > 0}
-        if ratios:
-            helped = [f"{name} ×{ratio:.2f}" for name, ratio in ratios.items() if ratio >= HELPS]
-            flat = [f"{name} ×{ratio:.2f}" for name, ratio in ratios.items() if ratio < NO_GAIN]
-            if helped:
-                sentences.append(f"A second worker process helps with the {kind} cost: "
-                                 f"{_names(helped)}.")
-            if flat:
-                sentences.append(f"A second worker adds little with the {kind} cost: "
-                                 f"{_names(flat)}.")
+        sentences += _second_worker(kind, one, two)
     return sentences + _notes(section)
+
+
+def _second_worker(kind: str, one: dict[str, Point], two: dict[str, Point]) -> list[str]:
+    """What ``--workers 2`` did, where its runs and the single worker's do not overlap."""
+    pairs = [(name, one[name], two[name]) for name in one
+             if name in two and one[name].median > 0]
+    helped = [f"{name} ×{after.median / before.median:.2f}" for name, before, after in pairs
+              if after.median >= HELPS * before.median and analysis.above(after, before)]
+    flat = [f"{name} ×{after.median / before.median:.2f}" for name, before, after in pairs
+            if after.median < NO_GAIN * before.median]
+    sentences = []
+    if helped:
+        sentences.append(f"A second worker process helps with the {kind} cost: "
+                         f"{names(helped)}.")
+    if flat:
+        sentences.append(f"A second worker adds little with the {kind} cost: {names(flat)}.")
+    return sentences
 
 
 def all_readings(points: Sequence[Point], plan: Plan) -> dict[str, list[str]]:

@@ -29,7 +29,7 @@ def summary_table(results: Results, architectures: tuple[str, ...],
     points = results.points
     cells: dict[str, dict[str, str]] = {name: {} for name in architectures}
     for shape in analysis.throughput_shapes(points):
-        cells[shape.architecture]["peak"] = f"{shape.peak:,.0f} @{shape.peak_x:g}"
+        cells[shape.architecture]["peak"] = f"{shape.peak.median:,.0f} @{shape.peak.x or 0:g}"
     for knee in analysis.knees(points, measured_seconds):
         last = knee.last_sustained
         above = "≥ " if knee.first_broken is None else ""
