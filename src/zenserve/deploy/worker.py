@@ -257,7 +257,9 @@ def preload_architectures() -> None:
     from zenserve.deploy.release import deployable_architectures
 
     for name in deployable_architectures():
-        with contextlib.suppress(ZenserveError):
+        # Best effort: a module that fails to import here fails again, with its
+        # reason, only in a worker assigned that architecture.
+        with contextlib.suppress(Exception):
             server_class(name)
 
 
@@ -277,10 +279,14 @@ def main(argv: list[str]) -> int:
                         stream=sys.stderr)
     try:
         worker = Worker(config, connection_fd, control, digest)
-    except ZenserveError as error:
-        print(f"zenserve deploy worker: error: {error}", file=sys.stderr)
+    except Exception as error:  # the release cannot run: say why, to the rollout
+        reason = str(error) if isinstance(error, ZenserveError) else (
+            f"{type(error).__name__}: {error}")
+        if not isinstance(error, ZenserveError):
+            log.exception("cannot start %s", config.architecture)
+        print(f"zenserve deploy worker: error: {reason}", file=sys.stderr)
         with contextlib.suppress(OSError):
-            channel.send_message(control, {"type": "failed", "reason": str(error)})
+            channel.send_message(control, {"type": "failed", "reason": reason})
         return 2
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
