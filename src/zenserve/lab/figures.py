@@ -19,9 +19,16 @@ from zenserve.lab.points import Point, architectures_of, select
 from zenserve.servers import ARCHITECTURES
 
 WIDTH, HEIGHT, DPI = 9.0, 5.0, 100
+TOP_INCHES, BOTTOM_INCHES = 0.5, 0.95
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2",
            "#17becf", "#bcbd22", "#7f7f7f", "#393b79")
 HOLLOW_NOTE = "hollow: the load generator used a full core"
+# More curves than this in one panel hide one another: blocking architectures
+# and event loops then get a panel each.
+MAX_CURVES = 5
+FAMILY_TITLES = ("one client, threads, processes", "event loops")
+# Past this many groups of bars, their labels are slanted so they do not collide.
+CROWDED = 4
 
 
 def color(architecture: str) -> str:
@@ -31,12 +38,15 @@ def color(architecture: str) -> str:
     return PALETTE[index % len(PALETTE)]
 
 
-def _new(rows: int = 1, columns: int = 1, height: float = HEIGHT) -> tuple[Figure, list[Axes]]:
+def _new(rows: int = 1, columns: int = 1, height: float = HEIGHT,
+         sharey: bool = False) -> tuple[Figure, list[Axes]]:
     figure = Figure(figsize=(WIDTH, height), dpi=DPI)
     # Fixed margins: a layout engine would lay every figure out twice, which
     # took longer than drawing it.
-    figure.subplots_adjust(left=0.08, right=0.98, top=0.92, bottom=0.14, wspace=0.28)
-    axes = figure.subplots(rows, columns, squeeze=False)
+    # Margins in inches (titles above, slanted labels below), whatever the height.
+    figure.subplots_adjust(left=0.1, right=0.98, top=1 - TOP_INCHES / height,
+                           bottom=BOTTOM_INCHES / height, wspace=0.28, hspace=0.6)
+    axes = figure.subplots(rows, columns, squeeze=False, sharey=sharey)
     return figure, [axis for row in axes for axis in row]
 
 
@@ -71,55 +81,80 @@ def _nudge(index: int, count: int) -> float:
     return float(2 ** (0.04 * (index - (count - 1) / 2)))
 
 
+def _families(names: list[str]) -> list[list[str]]:
+    """One panel's worth of curves each: all of them, or blocking ones and event loops apart."""
+    if len(names) <= MAX_CURVES:
+        return [names]
+    loops = [name for name in names
+             if name in ARCHITECTURES and ARCHITECTURES[name].event_loop]
+    others = [name for name in names if name not in loops]
+    return [group for group in (others, loops) if group]
+
+
+def _panels(names: list[str], title: str) -> tuple[Figure, list[tuple[Axes, list[str]]]]:
+    groups = _families(names)
+    figure, axes = _new(1, len(groups), sharey=True)
+    figure.suptitle(title, fontsize=10)
+    if len(groups) > 1:
+        for axis, label in zip(axes, FAMILY_TITLES, strict=True):
+            axis.set_title(label, fontsize=9)
+    return figure, list(zip(axes, groups, strict=True))
+
+
 def throughput(points: Sequence[Point]) -> Figure:
     """Section 1: answers per second against connections, a curve per architecture."""
-    figure, (axis,) = _new()
     section = select(points, section="throughput", metric="throughput_rps")
     names = architectures_of(section)
-    for index, architecture in enumerate(names):
-        _curve(axis, analysis.curve(section, architecture=architecture), architecture,
-               spread=_nudge(index, len(names)))
+    figure, panels = _panels(names, f"Throughput vs concurrency (median; bars: min–max; "
+                                    f"{HOLLOW_NOTE})")
     xs = sorted({point.x for point in section if point.x is not None})
-    axis.set_xscale("log", base=2)
-    axis.set_xticks(xs, [f"{x:g}" for x in xs])
-    axis.set_xlabel("connections (closed loop, each asks again when answered)")
-    axis.set_ylabel("correct answers per second")
-    axis.set_ylim(bottom=0)
-    axis.set_title(f"Throughput vs concurrency (median; bars: min–max; {HOLLOW_NOTE})",
-                   fontsize=10)
-    axis.grid(alpha=0.3)
-    axis.legend(fontsize=8)
+    for axis, group in panels:
+        for index, architecture in enumerate(group):
+            _curve(axis, analysis.curve(section, architecture=architecture), architecture,
+                   spread=_nudge(index, len(group)))
+        axis.set_xscale("log", base=2)
+        axis.set_xticks(xs, [f"{x:g}" for x in xs])
+        axis.set_xlabel("connections (closed loop)")
+        axis.set_ylim(bottom=0)
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=8)
+    panels[0][0].set_ylabel("correct answers per second")
     return figure
 
 
 def latency_ladder(points: Sequence[Point], measured_seconds: float) -> Figure:
     """Section 2: p99 latency against the offered rate; the knee ringed."""
-    figure, (axis,) = _new()
     section = select(points, section="latency", metric="latency_p99_ms")
     names = architectures_of(section)
-    for index, architecture in enumerate(names):
-        _curve(axis, analysis.curve(section, architecture=architecture), architecture,
-               spread=_nudge(index, len(names)))
-    for knee in analysis.knees(points, measured_seconds):
-        if knee.last_sustained is not None and knee.architecture in names:
-            nudge = _nudge(names.index(knee.architecture), len(names))
-            axis.plot([knee.last_sustained.rate * nudge], [knee.last_sustained.p99], marker="o",
-                      markersize=14, color=color(knee.architecture), fillstyle="none")
+    figure, panels = _panels(names, "Throughput–latency: the knee (ringed: the highest rate "
+                                    "sustained)")
+    knees = {knee.architecture: knee for knee in analysis.knees(points, measured_seconds)}
     fixed = analysis.fixed_rate(points)
-    if fixed is not None:
-        axis.axvline(fixed, color="grey", linestyle=":", linewidth=1)
-        axis.annotate("fixed rate", (fixed, 1), xycoords=("data", "axes fraction"),
-                      xytext=(3, -12), textcoords="offset points", fontsize=8, color="grey")
-    axis.set_xscale("log")
-    axis.set_yscale("log")
     rates = sorted({point.x for point in section if point.x is not None})
-    axis.set_xticks(rates, [f"{rate:,.0f}" for rate in rates], fontsize=8)
-    axis.minorticks_off()
-    axis.set_xlabel("offered rate, requests per second (open loop, a new connection each)")
-    axis.set_ylabel("p99 latency, ms (from the intended send time)")
-    axis.set_title("Throughput–latency: the knee (ringed: the last rate sustained)", fontsize=10)
-    axis.grid(alpha=0.3, which="both")
-    axis.legend(fontsize=8)
+    for axis, group in panels:
+        for index, architecture in enumerate(group):
+            nudge = _nudge(index, len(group))
+            _curve(axis, analysis.curve(section, architecture=architecture), architecture,
+                   spread=nudge)
+            knee = knees.get(architecture)
+            if knee is not None and knee.last_sustained is not None:
+                axis.plot([knee.last_sustained.rate * nudge], [knee.last_sustained.p99],
+                          marker="o", markersize=14, color=color(architecture),
+                          fillstyle="none")
+        if fixed is not None:
+            axis.axvline(fixed, color="grey", linestyle=":", linewidth=1)
+            axis.annotate("fixed rate", (fixed, 1), xycoords=("data", "axes fraction"),
+                          xytext=(3, -12), textcoords="offset points", fontsize=8,
+                          color="grey")
+        axis.set_xscale("log")
+        axis.set_yscale("log")
+        axis.set_xticks(rates, [f"{rate:,.0f}" for rate in rates], fontsize=8, rotation=45,
+                        ha="right")
+        axis.minorticks_off()
+        axis.set_xlabel("offered rate, req/s (open loop)")
+        axis.grid(alpha=0.3, which="both")
+        axis.legend(fontsize=8)
+    panels[0][0].set_ylabel("p99 latency, ms (from the intended send time)")
     return figure
 
 
@@ -147,7 +182,9 @@ def _bars(axis: Axes, groups: Sequence[str], series: Sequence[str],
                               xycoords=("data", "axes fraction"), xytext=(0, 4),
                               textcoords="offset points", ha="center", fontsize=7,
                               rotation=90 if not point.measured else 0, color=shade)
-    axis.set_xticks(range(len(groups)), groups, fontsize=8)
+    crowded = len(groups) > CROWDED
+    axis.set_xticks(range(len(groups)), groups, fontsize=8, rotation=30 if crowded else 0,
+                    ha="right" if crowded else "center")
 
 
 def _log_floor(axis: Axes, points: Sequence[Point]) -> None:
@@ -206,7 +243,7 @@ def concurrency(points: Sequence[Point]) -> Figure:
 
 def availability(points: Sequence[Point]) -> Figure:
     """Section 4: success ratio and p99 of normal clients under each condition."""
-    figure, (left, right) = _new(1, 2)
+    figure, (left, right) = _new(2, 1, height=2 * HEIGHT)
     section = select(points, section="availability")
     names = architectures_of(section)
     conditions = list(dict.fromkeys(point.condition for point in section))
@@ -222,7 +259,7 @@ def availability(points: Sequence[Point]) -> Figure:
     _log_floor(right, select(section, metric="latency_p99_ms"))
     right.set_ylabel("p99 latency of normal clients, ms")
     right.set_title("Normal clients' p99 (missing: no answers)", fontsize=10)
-    left.legend(fontsize=7, title="misbehaving clients", title_fontsize=7)
+    left.legend(fontsize=7, title="misbehaving clients", title_fontsize=7, loc="lower right")
     return figure
 
 
@@ -248,8 +285,11 @@ def scalability(points: Sequence[Point], cost: str) -> Figure:
     """Section 5: throughput per cost kind, architecture and worker count."""
     section = select(points, section="scalability", metric="throughput_rps")
     kinds = list(dict.fromkeys(point.cost_kind for point in section)) or ["-"]
-    figure, axes = _new(1, len(kinds))
     names = architectures_of(section)
+    # Side by side for a few architectures; one above the other for more.
+    stacked = len(names) > 3
+    figure, axes = (_new(len(kinds), 1, height=HEIGHT * len(kinds) * 0.6) if stacked
+                    else _new(1, len(kinds)))
     workers = sorted({point.workers for point in section})
     for axis, kind in zip(axes, kinds, strict=True):
         value = {(point.architecture, f"--workers {point.workers}"): point
@@ -258,8 +298,8 @@ def scalability(points: Sequence[Point], cost: str) -> Figure:
               _shades(len(workers)))
         axis.set_title(f"{cost} of {kind} per request", fontsize=10)
         axis.grid(alpha=0.3, axis="y")
-        axis.tick_params(axis="x", labelrotation=20)
-    axes[0].set_ylabel("correct answers per second")
+        axis.set_ylabel("answers/s" if stacked else "")
+    axes[0].set_ylabel("correct answers per second" if not stacked else "answers/s")
     axes[0].legend(fontsize=8)
     return figure
 

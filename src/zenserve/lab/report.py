@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from html import escape
 
 from zenserve.lab import misbehave
-from zenserve.lab.plan import Plan
+from zenserve.lab.plan import BASELINE, MIXED, Plan
 from zenserve.lab.points import Point, select
 from zenserve.lab.results import Results
 
@@ -30,6 +30,14 @@ td, th { border: 1px solid #ddd; padding: 0.2em 0.5em; text-align: left; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 details { margin: 0.8em 0; } summary { cursor: pointer; color: #1f5fa8; }
 """
+
+DESCRIBED = {
+    "half-question-leave": f"half a question, then close, {1 / misbehave.PACE:g} times a second",
+    "stalled-half-question": f"{misbehave.STALLED_CONNECTIONS} connections send half a question "
+                             f"and wait",
+    "reset": f"a whole question, then a reset, {1 / misbehave.PACE:g} times a second",
+    MIXED: "all three at once",
+}
 
 MACHINE_LABELS = {"nproc": "cores (nproc)", "cpu_model": "CPU", "memory_gib": "memory, GiB",
                   "kernel": "kernel", "python": "Python", "date": "date",
@@ -54,7 +62,8 @@ def methods(plan: Plan, fixed_rate: float | None) -> dict[str, str]:
             f"run.")
     connections = ", ".join(str(count) for count in plan.connections)
     rate = f"{fixed_rate:,.0f} req/s" if fixed_rate else "a fixed rate"
-    kinds = ", ".join(misbehave.kinds_of("mixed"))
+    kinds = "; ".join(f"{condition}: {DESCRIBED[condition]}" for condition in plan.conditions
+                      if condition != BASELINE)
     cases = ", ".join(f"{kind} {workers}" for kind, workers in plan.scalability_cases)
     return {
         "throughput": f"Closed loop over persistent connections ({connections}): each "
@@ -70,7 +79,7 @@ def methods(plan: Plan, fixed_rate: float | None) -> dict[str, str]:
                        f"round(s) per point.",
         "availability": f"Normal clients ask at {rate} (open loop, a new connection each) "
                         f"for {available.duration:g} s ({available.repetitions} runs per "
-                        f"point) beside misbehaving clients ({kinds}; 'mixed' is all of them). "
+                        f"point) beside misbehaving clients ({kinds}). "
                         f"The success ratio is correct answers over the requests scheduled. "
                         f"Then each server runs with --workers 2 and one worker is SIGKILLed "
                         f"{plan.kill_after:g} s into a {plan.kill_timing.duration:g} s run.",
