@@ -7,6 +7,7 @@ and the forking server's children: reaped, stopped, and dying with it.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -275,3 +276,24 @@ def test_running_out_of_file_descriptors_is_survived(arch: str) -> None:
             assert process.wait(timeout=20) == 0
         finally:
             process.kill()
+
+
+def thread_that_takes(pid: int, signum: int) -> int:
+    """A thread of ``pid`` other than the main one that does not block ``signum``."""
+    for name in sorted(os.listdir(f"/proc/{pid}/task")):
+        tid = int(name)
+        status = Path(f"/proc/{pid}/task/{name}/status").read_text()
+        blocked = int(status.split("SigBlk:")[1].split()[0], 16)
+        if tid != pid and not blocked & (1 << (signum - 1)):
+            return tid
+    raise AssertionError(f"no thread of {pid} besides the main one takes signal {signum}")
+
+
+@pytest.mark.parametrize("arch", BLOCKING)
+def test_sigterm_caught_by_another_thread_still_stops_the_server(arch: str) -> None:
+    """kill() naming a thread hands it the signal: the main thread must wake all the same."""
+    with ServerProcess("--arch", arch, "--metrics-port", "0") as server:
+        assert ask(server.port) == ANSWER
+        metrics_thread = thread_that_takes(server.process.pid, signal.SIGTERM)
+        os.kill(metrics_thread, signal.SIGTERM)
+        assert server.process.wait(timeout=20) == 0

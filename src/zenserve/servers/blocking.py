@@ -13,9 +13,7 @@ boundary; ``SHUT_RDWR`` (at once) ends the conversation.
 from __future__ import annotations
 
 import contextlib
-import errno
 import logging
-import select
 import socket
 import struct
 import threading
@@ -23,18 +21,17 @@ import time
 
 from zenserve.conversation import Conversation
 from zenserve.net import describe_address
-from zenserve.protocol import ERROR_BUSY, QUESTION_END
+from zenserve.protocol import QUESTION_END
+from zenserve.servers.accepting import accept_or_wait, block_server_signals
 from zenserve.servers.base import ServeContext, Waker
+
+# accept_or_wait lives in accepting; it is still offered here, beside converse.
+__all__ = ["ConversationStop", "accept_or_wait", "converse", "make_blocking_with_timeouts",
+           "set_receive_timeout"]
 
 log = logging.getLogger("zenserve.server")
 
 RECV_BYTES = 65536
-# Out of descriptors or memory, accept() fails at once while the connection
-# stays queued; wait this long before trying again instead of spinning.
-ACCEPT_BACKOFF_SECONDS = 0.1
-# Say so at most this often: ten warnings a second would bury everything else.
-RESOURCE_WARNING_INTERVAL = 10.0
-_last_resource_warning = -RESOURCE_WARNING_INTERVAL
 # After shutdown(SHUT_RD) recv() no longer blocks, so the rest of a question
 # that was arriving when a graceful stop began is awaited in steps this long.
 STOP_STEP_SECONDS = 0.01
@@ -44,7 +41,6 @@ LINGER_SECONDS = 1.0
 LINGER_BYTES = 1 << 20
 # How long conversations told to stop at once may take to notice.
 FORCED_STOP_SECONDS = 2.0
-_RESOURCE_ERRORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 _TCP_ESTABLISHED = 1  # tcpi_state in <netinet/tcp.h>
 _QUESTION_END = QUESTION_END[0]
 
@@ -65,7 +61,7 @@ class ConversationStop(Waker):
         self.graceful_timeout = graceful_timeout
         self._open: set[socket.socket] = set()
         self._all_closed = threading.Condition()
-        self._deadline: threading.Timer | None = None
+        self._closed = threading.Event()
 
     def wake(self, graceful: bool = True) -> None:
         first = not self.woken
@@ -74,16 +70,17 @@ class ConversationStop(Waker):
         for sock in list(self._open):
             _shutdown(sock, how)
         if first and self.graceful:
-            self._deadline = threading.Timer(self.graceful_timeout, self._graceful_timeout_passed)
-            self._deadline.daemon = True
-            self._deadline.start()
+            threading.Thread(target=self._enforce_graceful_timeout, daemon=True,
+                             name="zenserve-graceful-timeout").start()
 
     def close(self) -> None:
-        if self._deadline is not None:
-            self._deadline.cancel()
+        self._closed.set()
         super().close()
 
-    def _graceful_timeout_passed(self) -> None:
+    def _enforce_graceful_timeout(self) -> None:
+        block_server_signals()
+        if self._closed.wait(self.graceful_timeout):
+            return
         if self._open and self.graceful:
             log.warning("Closing %d connections still open after the graceful timeout",
                         len(self._open))
@@ -112,47 +109,6 @@ class ConversationStop(Waker):
                     return False
                 self._all_closed.wait(remaining)
         return True
-
-
-class ConnectionSlots:
-    """``--max-connections``: past it a new client gets ``Error: server busy.``.
-
-    Taken by the accepting thread, given back by the conversation's thread.
-    """
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self._free = threading.BoundedSemaphore(limit) if limit > 0 else None
-
-    def take(self) -> bool:
-        return self._free is None or self._free.acquire(blocking=False)
-
-    def give_back(self) -> None:
-        if self._free is not None:
-            self._free.release()
-
-    def admit(self, sock: socket.socket, address: object, context: ServeContext) -> bool:
-        """``--allow`` and then a free slot; a refused client is answered and closed."""
-        if not context.admit(sock, address):
-            return False
-        if self.take():
-            return True
-        refuse_busy(sock, address, context)
-        return False
-
-
-def refuse_busy(sock: socket.socket, address: object, context: ServeContext) -> None:
-    """Tell a client past ``--max-connections`` that the server is busy, and close."""
-    context.stats.busy += 1
-    log.info("Client %s refused: server busy", describe_address(address))
-    with contextlib.suppress(OSError):  # never let a refused client block the acceptor
-        sock.send(ERROR_BUSY, socket.MSG_DONTWAIT)
-        # Closing with its question unread would send a reset, which can
-        # destroy the answer before the client reads it: read it, then FIN.
-        sock.recv(RECV_BYTES, socket.MSG_DONTWAIT)
-    with contextlib.suppress(OSError):
-        sock.shutdown(socket.SHUT_WR)
-    sock.close()
 
 
 def converse(sock: socket.socket, address: object, context: ServeContext,
@@ -295,52 +251,3 @@ def _timeval(seconds: float) -> bytes:
 def _shutdown(sock: socket.socket, how: int) -> None:
     with contextlib.suppress(OSError):  # already closed by its conversation
         sock.shutdown(how)
-
-
-def accept_or_wait(listener: socket.socket,
-                   stop: Waker) -> tuple[socket.socket, object] | None:
-    """Accept the next connection, or return None once the server is stopping.
-
-    ``listener`` must be non-blocking. Under load a connection is usually
-    waiting already, so accept() comes first and poll() only when none is.
-    """
-    poller: select.poll | None = None
-    while not stop.woken:
-        try:
-            return listener.accept()
-        except (BlockingIOError, InterruptedError, ConnectionAbortedError):
-            pass  # nobody waiting, another thread won the race, or the peer gave up
-        except OSError as error:
-            if not back_off_if_out_of_resources(error, stop):
-                raise
-            continue
-        if poller is None:
-            poller = select.poll()
-            poller.register(listener, select.POLLIN)
-            poller.register(stop, select.POLLIN)
-        poller.poll()
-    return None
-
-
-def back_off_if_out_of_resources(error: OSError, stop: Waker) -> bool:
-    """After accept() failed: wait a little if we ran out of fds or memory (True), else False.
-
-    The connection stays queued, so trying again at once would spin.
-    """
-    global _last_resource_warning
-    if error.errno not in _RESOURCE_ERRORS:
-        return False
-    now = time.monotonic()
-    if now - _last_resource_warning >= RESOURCE_WARNING_INTERVAL:
-        _last_resource_warning = now
-        log.warning("accept() failed (%s); backing off", error.strerror)
-    select.select([stop], [], [], ACCEPT_BACKOFF_SECONDS)
-    return True
-
-
-def wait_for_stop(stop: Waker) -> None:
-    """Block until ``stop`` is woken (signal handlers still run meanwhile)."""
-    poller = select.poll()
-    poller.register(stop, select.POLLIN)
-    while not stop.woken:
-        poller.poll()

@@ -23,13 +23,8 @@ from types import FrameType
 from typing import NoReturn
 
 from zenserve.servers import base
-from zenserve.servers.blocking import (
-    FORCED_STOP_SECONDS,
-    ConversationStop,
-    accept_or_wait,
-    converse,
-    refuse_busy,
-)
+from zenserve.servers.accepting import SignalWakeup, accept_or_wait, refuse_busy
+from zenserve.servers.blocking import FORCED_STOP_SECONDS, ConversationStop, converse
 from zenserve.servers.child_process import ChildStatsPipe, close_other_fds, die_with_parent
 
 log = logging.getLogger("zenserve.server")
@@ -63,14 +58,16 @@ class Server(base.Server):
         # children live) would copy their pages. Frozen, the GC leaves them be.
         gc.freeze()
         try:
-            while (accepted := accept_or_wait(self.listener, self._stop)) is not None:
-                sock, address = accepted
-                if not self.context.admit(sock, address):
-                    continue
-                if len(self._children) >= self._limit:
-                    refuse_busy(sock, address, self.context)
-                    continue
-                self._fork_conversation(sock, address)
+            # SIGCHLD must reap even when the kernel hands it to another thread.
+            with SignalWakeup() as wakeup:
+                while (accepted := accept_or_wait(self.listener, self._stop, wakeup)) is not None:
+                    sock, address = accepted
+                    if not self.context.admit(sock, address):
+                        continue
+                    if len(self._children) >= self._limit:
+                        refuse_busy(sock, address, self.context)
+                        continue
+                    self._fork_conversation(sock, address)
             self._stop_children()
         finally:
             gc.unfreeze()
@@ -105,6 +102,7 @@ class Server(base.Server):
                   mask: set[int | signal.Signals]) -> NoReturn:
         status = 1
         try:
+            signal.set_wakeup_fd(-1)  # the parent's; closed below
             die_with_parent(signal.SIGTERM, parent)
             self.listener.close()
             self._stop.close()

@@ -17,18 +17,19 @@ that waits on the listener and the stop signal together.
 from __future__ import annotations
 
 import logging
-import select
 import socket
 import socketserver
 from typing import Any
 
 from zenserve.servers import base
-from zenserve.servers.blocking import (
+from zenserve.servers.accepting import (
     ConnectionSlots,
-    ConversationStop,
+    SignalWakeup,
     back_off_if_out_of_resources,
-    converse,
+    block_server_signals,
+    wait_for_connection,
 )
+from zenserve.servers.blocking import ConversationStop, converse
 
 log = logging.getLogger("zenserve.server")
 
@@ -44,6 +45,7 @@ class ZenRequestHandler(socketserver.BaseRequestHandler):
     server: ZenTCPServer
 
     def handle(self) -> None:
+        block_server_signals()
         zen = self.server
         try:
             converse(self.request, self.client_address, zen.context, zen.stop)
@@ -107,13 +109,9 @@ class Server(base.Server):
         self.listener.setblocking(False)  # handle_request() then never blocks
         server = ZenTCPServer(self.listener, self.context, self._stop, self._slots)
         log.info("Serving a thread per connection, at most %d", self._slots.limit)
-        poller = select.poll()
-        poller.register(self.listener, select.POLLIN)
-        poller.register(self._stop, select.POLLIN)
         try:
-            while not self._stop.woken:
-                poller.poll()
-                if not self._stop.woken:
+            with SignalWakeup() as wakeup:
+                while wait_for_connection(self.listener, self._stop, wakeup):
                     server.handle_request()
             self._stop.wait_until_closed()
         finally:

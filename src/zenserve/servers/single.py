@@ -5,7 +5,8 @@ from __future__ import annotations
 import socket
 
 from zenserve.servers import base
-from zenserve.servers.blocking import ConversationStop, accept_or_wait, converse
+from zenserve.servers.accepting import SignalWakeup, accept_or_wait
+from zenserve.servers.blocking import ConversationStop, converse
 
 
 class Server(base.Server):
@@ -18,10 +19,11 @@ class Server(base.Server):
     def serve_forever(self) -> None:
         self.listener.setblocking(False)
         try:
-            while (accepted := accept_or_wait(self.listener, self._stop)) is not None:
-                sock, address = accepted
-                if self.context.admit(sock, address):
-                    converse(sock, address, self.context, self._stop)
+            with SignalWakeup() as wakeup:
+                while (accepted := accept_or_wait(self.listener, self._stop, wakeup)) is not None:
+                    sock, address = accepted
+                    if self.context.admit(sock, address):
+                        converse(sock, address, self.context, self._stop)
         finally:
             self._stop.close()
 

@@ -17,14 +17,14 @@ import time
 
 from zenserve.errors import ZenserveError
 from zenserve.servers import base
-from zenserve.servers.blocking import (
-    FORCED_STOP_SECONDS,
+from zenserve.servers.accepting import (
     ConnectionSlots,
-    ConversationStop,
+    SignalWakeup,
     accept_or_wait,
-    converse,
+    block_server_signals,
     wait_for_stop,
 )
+from zenserve.servers.blocking import FORCED_STOP_SECONDS, ConversationStop, converse
 
 log = logging.getLogger("zenserve.server")
 
@@ -50,9 +50,10 @@ class Server(base.Server):
                    for number in range(1, self.context.config.threads + 1)]
         log.info("Serving with a pool of %d threads", len(threads))
         try:
-            for thread in threads:
-                thread.start()
-            wait_for_stop(self._stop)
+            with SignalWakeup() as wakeup:
+                for thread in threads:
+                    thread.start()
+                wait_for_stop(self._stop, wakeup)
             # The stop ends conversations (at once after the graceful timeout);
             # a thread that had just accepted may still be starting one.
             self._stop.wait_until_closed()
@@ -68,6 +69,7 @@ class Server(base.Server):
         self._stop.wake(graceful)
 
     def _accept_and_converse(self) -> None:
+        block_server_signals()
         try:
             self._serve_clients()
         except Exception as error:  # a broken listener: a pool that shrinks would hang
