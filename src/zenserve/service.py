@@ -146,6 +146,26 @@ class Service:
         self.lookup: Handler = self._build_lookup()
         self.io_delay = cost.seconds if cost.kind is CostKind.IO and not cost.is_free else 0.0
         self.answer: Handler = self.lookup if cost.is_free else self._answer_with_cost
+        # Built once per request limit and shared by every connection (see ready_answers).
+        self._ready_answers: dict[int, dict[bytes, bytes]] = {}
+
+    def ready_answers(self, max_question_bytes: int) -> Mapping[bytes, bytes]:
+        """Questions of at most ``max_question_bytes`` whose answer needs no call at all.
+
+        That is the whole table when answering is a plain lookup (no cost, no
+        injected faults, no user callable), and nothing otherwise. Conversations
+        answer a whole known question straight from it, skipping framing.
+        """
+        if self._handler is not None or self.fault_rate > 0.0 or not self.cost.is_free:
+            return {}
+        ready = self._ready_answers.get(max_question_bytes)
+        if ready is None:  # two threads may both build it: the same table either way
+            # An answer that reads as an error is counted as one: it keeps the long way.
+            ready = {question: answer for question, answer in self.table.items()
+                     if len(question) <= max_question_bytes and is_valid_question(question)
+                     and answer not in (ERROR_UNKNOWN, ERROR_INTERNAL)}
+            self._ready_answers[max_question_bytes] = ready
+        return ready
 
     @property
     def questions(self) -> list[bytes]:

@@ -23,7 +23,6 @@ from collections.abc import Callable
 from typing import cast
 
 from zenserve.conversation import Conversation
-from zenserve.protocol import QUESTION_END
 from zenserve.servers import base
 from zenserve.servers.aio import LoopConnection, LoopServer
 from zenserve.servers.sweep import input_waiting
@@ -36,10 +35,6 @@ log = logging.getLogger("zenserve.server")
 MAX_WAITING_BYTES = 64 * 1024
 
 Clock = Callable[[], float]
-
-# A read that ends with "?" ends at a request boundary: the framer keeps nothing
-# after the last question mark, so the hot path need not ask it.
-_QUESTION_END = QUESTION_END[0]
 
 
 class ZenProtocol(asyncio.Protocol, LoopConnection):
@@ -82,14 +77,13 @@ class ZenProtocol(asyncio.Protocol, LoopConnection):
             self._transport.write(reply)
             if conversation.closing:
                 self._transport.close()
-            elif data[-1] == _QUESTION_END:  # at a boundary: nothing can be pending
-                self.request_started = 0.0
-            elif conversation.mid_request:  # a new question began after the answered ones
+                return
+        if conversation.mid_request:
+            # A question's first bytes, or a new one begun after those answered.
+            if reply or not self.request_started:
                 self.request_started = self._clock()
-            else:
-                self.request_started = 0.0
-        elif conversation.mid_request and not self.request_started:
-            self.request_started = self._clock()
+        else:
+            self.request_started = 0.0
 
     def eof_received(self) -> bool | None:
         self._conversation.end_of_stream()
