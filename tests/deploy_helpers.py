@@ -20,6 +20,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
+
 from zenserve.deploy.control import ControlClient
 from zenserve.protocol import Framer, answer_framer
 from zenserve.service import pep20_table
@@ -143,13 +145,26 @@ class Deployment:
         assert self.process.stderr is not None
         return self.process.stderr.read()
 
+    def children(self) -> list[psutil.Process]:
+        """The supervisor's worker processes (spares included)."""
+        try:
+            return psutil.Process(self.process.pid).children()
+        except psutil.NoSuchProcess:
+            return []
+
     def kill(self) -> None:
+        """SIGKILL the supervisor; its workers must follow, or they are killed too."""
+        workers = self.children()
         if self.process.poll() is None:
             self.process.kill()
         self.process.wait()
+        _, alive = psutil.wait_procs(workers, timeout=10)
+        for worker in alive:  # a leak the tests must see, never leave behind
+            worker.kill()
         for stream in (self.process.stdout, self.process.stderr):
             if stream is not None:
                 stream.close()
+        assert not alive, f"workers outlived their supervisor: {alive}"
 
 
 @contextlib.contextmanager

@@ -147,3 +147,12 @@ def test_bad_control_requests_get_an_error_and_change_nothing(tmp_path: Path) ->
             assert b"bad request" in raw.recv(1000)
         assert running.status()["stable"]["version"] == "v1"  # type: ignore[index]
         assert running.stop() == 0
+
+
+def test_workers_follow_a_supervisor_killed_with_sigkill(tmp_path: Path) -> None:
+    release = write_release(tmp_path, "v1", workers=2)
+    with deployment(release, tmp_path / "c.sock") as running, \
+            LoadClients(running.port, threads=2, per_request=True, max_seconds=20):
+        time.sleep(0.2)
+        assert len(running.children()) >= 2
+        running.kill()  # asserts that every worker (spares too) exits by itself

@@ -31,6 +31,7 @@ import select
 import socket
 import struct
 import time
+from collections.abc import Callable
 
 from zenserve.config import Limits
 from zenserve.conversation import Conversation
@@ -61,8 +62,15 @@ class WorkerState:
         self.latency = LatencyHistogram()
         self.handed_off = 0
         self.supervisor_gone = False
+        self.on_supervisor_gone: Callable[[], None] = lambda: None  # the worker stops
         # Accepted connections waiting for their Conversation, by peer name.
         self.unlinked: dict[str, HandoffSocket] = {}
+
+    def lose_supervisor(self) -> None:
+        """The supervisor is gone (its channel closed): nothing more will come; stop."""
+        if not self.supervisor_gone:
+            self.supervisor_gone = True
+            self.on_supervisor_gone()
 
     def begin_drain(self) -> None:
         """From now on every connection is handed back at its next request boundary."""

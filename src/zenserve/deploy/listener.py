@@ -30,7 +30,7 @@ class RoutedListener(socket.socket):
             raise BlockingIOError(errno.EAGAIN, "this worker is draining")
         received = channel.receive_connection(self)
         if received is None:
-            state.supervisor_gone = True
+            state.lose_supervisor()
             raise BlockingIOError(errno.EAGAIN, "the supervisor has gone")
         kind, fd = received
         if kind == channel.PROBE:

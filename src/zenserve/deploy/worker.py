@@ -139,6 +139,7 @@ class Worker:
         self.server: Server = server_class(config.architecture)(self.listener, self.context)
         self._stopping = False
         self._exiting = Waker()  # wakes the control thread the moment serving is over
+        self.state.on_supervisor_gone = self._supervisor_gone
 
     def run(self) -> None:
         control_thread = threading.Thread(target=self._control_loop, name="deploy-control",
@@ -187,13 +188,17 @@ class Worker:
                 if fd is not None:
                     os.close(fd)
                 if not still_open:
-                    log.warning("the supervisor has gone; stopping")
-                    self.state.supervisor_gone = True
-                    self.stop()
+                    self.state.lose_supervisor()
                     return
                 self._obey(message or {})
             if not self._report():
+                self.state.lose_supervisor()  # a report that cannot be sent: same thing
                 return
+
+    def _supervisor_gone(self) -> None:
+        if not self._stopping:
+            log.warning("the supervisor has gone; stopping")
+        self.stop()
 
     def _obey(self, message: channel.Message) -> None:
         command = message.get("command")
