@@ -15,6 +15,7 @@ from tests.conftest import server_setups
 from tests.helpers import ANSWER, QUESTION, connect, read_answers
 from zenserve.cli import build_parser
 from zenserve.errors import ZenserveError
+from zenserve.footprint import Footprint, footprint
 from zenserve.process import ServerProcess
 from zenserve.servers import ARCHITECTURES, Architecture
 
@@ -23,6 +24,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 # one connection's process, and every connection costs a fork().
 FORKS_PER_CONNECTION = frozenset({"forking"})
 Setup = tuple[Architecture, tuple[str, ...]]
+QUIET_FOR = 0.3  # a footprint unchanged this long counts as steady
 
 
 def serve_accepts(option: str, value: str) -> bool:
@@ -98,6 +100,19 @@ def logged_server(setup: Setup, log_dir: Path, *options: str,
             raise AssertionError(f"{error}; its stderr:\n{log_path.read_text()}") from None
         with server:
             yield LoggedServer(server, log_path)
+
+
+def steady_footprint(pid: int, timeout: float = 15.0) -> Footprint:
+    """The footprint once it stops changing (bounded), so lazy start-up is not a 'leak'."""
+    deadline = time.monotonic() + timeout
+    previous = footprint(pid)
+    while time.monotonic() < deadline:
+        time.sleep(QUIET_FOR)
+        current = footprint(pid)
+        if current.exceeds(previous) == previous.exceeds(current) == []:
+            return current
+        previous = current
+    return previous
 
 
 def timed_ask(port: int, question: bytes = QUESTION) -> float:

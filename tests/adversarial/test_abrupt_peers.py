@@ -12,9 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.adversarial.harness import FORKS_PER_CONNECTION, LoggedServer, Setup, logged_server
+from tests.adversarial.harness import (
+    FORKS_PER_CONNECTION,
+    LoggedServer,
+    Setup,
+    logged_server,
+    steady_footprint,
+)
 from tests.helpers import ANSWER, QUESTION, ask, connect, read_answers, read_until_closed
-from zenserve.footprint import Footprint, footprint, settle
+from zenserve.footprint import Footprint, settle
 from zenserve.hostile import reset
 
 STORM = 10_000
@@ -24,20 +30,6 @@ STORM = 10_000
 FORKING_STORM = 1_000
 SETTLE_TIMEOUT = 15.0
 STORM_DRAIN_TIMEOUT = 45.0  # a loaded machine forks slowly
-QUIET_FOR = 0.3  # counts unchanged this long count as settled
-
-
-def steady_footprint(pid: int, timeout: float = SETTLE_TIMEOUT) -> Footprint:
-    """The footprint once it stops changing (bounded), so lazy start-up is not a 'leak'."""
-    deadline = time.monotonic() + timeout
-    previous = footprint(pid)
-    while time.monotonic() < deadline:
-        time.sleep(QUIET_FOR)
-        current = footprint(pid)
-        if current.exceeds(previous) == previous.exceeds(current) == []:
-            return current
-        previous = current
-    return previous
 
 
 def warm_up(port: int) -> None:
