@@ -263,3 +263,12 @@ def test_overlapping_runs_are_not_read_as_growth_or_a_lead() -> None:
     assert text[2] == ("With 64 connections the medians run from 9,000 req/s (single) to "
                        "12,000 req/s (epoll), but the runs overlap: none is clearly fastest "
                        "there.")
+
+
+def test_a_second_worker_with_overlapping_runs_is_called_unclear() -> None:
+    points = [summarize("scalability", "epoll", "throughput_rps", runs, workers=workers,
+                        cost_kind="cpu", x_name="workers", x=float(workers))
+              for workers, runs in ((1, [700, 800, 1300]), (2, [900, 1200, 1500]))]
+    text = readings.scalability(points, quick_plan())
+    assert text[1] == ("What a second worker adds with the cpu cost is unclear (a modest gain, "
+                       "or runs that overlap): epoll ×1.50.")

@@ -38,18 +38,28 @@ def scalability(points: Sequence[Point], plan: Plan) -> list[str]:
     return sentences + notes(section)
 
 
+def _verdict(before: Point, after: Point) -> str:
+    """``helps``, ``flat`` or ``unclear``: what going from one worker to two did."""
+    if after.median >= HELPS * before.median and analysis.above(after, before):
+        return "helps"
+    return "flat" if after.median < NO_GAIN * before.median else "unclear"
+
+
+SECOND_WORKER = {
+    "helps": "A second worker process helps with the {kind} cost: {which}.",
+    "flat": "A second worker adds little with the {kind} cost: {which}.",
+    "unclear": ("What a second worker adds with the {kind} cost is unclear (a modest gain, or "
+                "runs that overlap): {which}."),
+}
+
+
 def _second_worker(kind: str, one: dict[str, Point], two: dict[str, Point]) -> list[str]:
-    """What ``--workers 2`` did, where its runs and the single worker's do not overlap."""
-    pairs = [(name, one[name], two[name]) for name in one
-             if name in two and one[name].median > 0]
-    helped = [f"{name} ×{after.median / before.median:.2f}" for name, before, after in pairs
-              if after.median >= HELPS * before.median and analysis.above(after, before)]
-    flat = [f"{name} ×{after.median / before.median:.2f}" for name, before, after in pairs
-            if after.median < NO_GAIN * before.median]
-    sentences = []
-    if helped:
-        sentences.append(f"A second worker process helps with the {kind} cost: "
-                         f"{names(helped)}.")
-    if flat:
-        sentences.append(f"A second worker adds little with the {kind} cost: {names(flat)}.")
-    return sentences
+    """What ``--workers 2`` did to each architecture, grouped by verdict."""
+    grouped: dict[str, list[str]] = {verdict: [] for verdict in SECOND_WORKER}
+    for name, before in one.items():
+        after = two.get(name)
+        if after is not None and before.median > 0:
+            grouped[_verdict(before, after)].append(
+                f"{name} ×{after.median / before.median:.2f}")
+    return [SECOND_WORKER[verdict].format(kind=kind, which=names(which))
+            for verdict, which in grouped.items() if which]
