@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import select
 import socket
 import struct
 import threading
@@ -48,12 +49,13 @@ _QUESTION_END = QUESTION_END[0]
 class ConversationStop(Waker):
     """The server's stop signal, which also reaches conversations blocked in ``recv()``.
 
-    ``wake()`` may be called from a signal handler: it takes no lock, only
-    shuts down the sockets of the conversations open at that moment. A
-    conversation registers before it reads and checks ``woken`` after, so
-    none is missed. A graceful stop turns into a stop at once after
-    ``graceful_timeout``, even for a conversation blocked sending to a
-    client that does not read.
+    ``wake()`` may be called from a signal handler: it takes no lock and
+    starts nothing, only shuts down the sockets of the conversations open at
+    that moment. A conversation registers before it reads and checks
+    ``woken`` after, so none is missed. A graceful stop turns into a stop at
+    once after ``graceful_timeout``, even for a conversation blocked sending
+    to a client that does not read: a watchdog thread, started with the first
+    conversation, waits on the waker and enforces it.
     """
 
     def __init__(self, graceful_timeout: float) -> None:
@@ -62,35 +64,45 @@ class ConversationStop(Waker):
         self._open: set[socket.socket] = set()
         self._all_closed = threading.Condition()
         self._closed = threading.Event()
+        self._watchdog: threading.Thread | None = None
+        self._watchdog_lock = threading.Lock()  # never taken in a signal handler
 
     def wake(self, graceful: bool = True) -> None:
-        first = not self.woken
         super().wake(graceful)
         how = socket.SHUT_RD if self.graceful else socket.SHUT_RDWR
         for sock in list(self._open):
             _shutdown(sock, how)
-        if first and self.graceful:
-            threading.Thread(target=self._enforce_graceful_timeout, daemon=True,
-                             name="zenserve-graceful-timeout").start()
 
     def close(self) -> None:
         self._closed.set()
+        self.wake(self.graceful)  # lets the watchdog see that it is over
         super().close()
-
-    def _enforce_graceful_timeout(self) -> None:
-        block_server_signals()
-        if self._closed.wait(self.graceful_timeout):
-            return
-        if self._open and self.graceful:
-            log.warning("Closing %d connections still open after the graceful timeout",
-                        len(self._open))
-        self.wake(graceful=False)
 
     def enter(self, sock: socket.socket) -> None:
         """Register a conversation's socket so that a stop reaches it."""
+        if self._watchdog is None:
+            self._start_watchdog()
         self._open.add(sock)
         if self.woken:
             _shutdown(sock, socket.SHUT_RD if self.graceful else socket.SHUT_RDWR)
+
+    def _start_watchdog(self) -> None:
+        with self._watchdog_lock:
+            if self._watchdog is None:
+                self._watchdog = threading.Thread(target=self._enforce_graceful_timeout,
+                                                  daemon=True, name="zenserve-graceful-timeout")
+                self._watchdog.start()
+
+    def _enforce_graceful_timeout(self) -> None:
+        block_server_signals()
+        with contextlib.suppress(OSError, ValueError):  # closed meanwhile: nothing to enforce
+            select.select([self], [], [])
+        if not self.graceful or self._closed.wait(self.graceful_timeout):
+            return
+        if self._open:
+            log.warning("Closing %d connections still open after the graceful timeout",
+                        len(self._open))
+        self.wake(graceful=False)
 
     def leave(self, sock: socket.socket) -> None:
         self._open.discard(sock)
