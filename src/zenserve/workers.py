@@ -32,6 +32,7 @@ from functools import partial
 
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from zenserve.accept_share import AcceptShares
 from zenserve.config import ServerConfig
 from zenserve.errors import ZenserveError
 from zenserve.metrics import announce_metrics, start_metrics
@@ -178,9 +179,13 @@ def _reason(message: str) -> str:
 
 
 def serve_in_worker(index: int, listener: socket.socket, context: ServeContext,
-                    table: SharedStatsTable, channel: ReadyChannel) -> int:
+                    table: SharedStatsTable, channel: ReadyChannel,
+                    shares: AcceptShares | None = None) -> int:
     """Run the architecture's Server in this forked worker until a signal stops it."""
-    context = dataclasses.replace(context, stats=Stats())  # this process's own counters
+    # This process's own counters, and its say in who accepts the next connection.
+    context = dataclasses.replace(
+        context, stats=Stats(),
+        accept_share=shares.for_worker(index) if shares is not None else None)
     try:
         server = server_class(context.config.architecture)(listener, context)
     except ZenserveError as error:
@@ -213,11 +218,12 @@ def serve_with_workers(config: ServerConfig, ready: ReadyCallback = announce_rea
     context = build_context(config)  # a bad table or callable fails here, before any fork
     listener = open_listener(config)
     table = SharedStatsTable(config.workers)
+    shares = AcceptShares(config.workers)
     channel = ReadyChannel()
     metrics = None
     try:
         main = partial(serve_in_worker, listener=listener, context=context, table=table,
-                       channel=channel)
+                       channel=channel, shares=shares)
         pool = WorkerPool(config.workers, main)
         pool.parent_only_fds.append(channel.fileno())
         # The metrics thread runs while workers are forked: safe, because a child
@@ -228,7 +234,7 @@ def serve_with_workers(config: ServerConfig, ready: ReadyCallback = announce_rea
         if metrics is not None:
             pool.parent_only_fds.append(metrics.fileno())
         supervisor = Supervisor(pool, channel, config.limits.graceful_timeout,
-                                on_exit=lambda exit: table.retire(exit.slot))
+                                on_exit=lambda exit: _retire(exit, table, shares))
         try:
             if supervisor.start():
                 ready(describe_address(listener.getsockname()))
@@ -241,4 +247,11 @@ def serve_with_workers(config: ServerConfig, ready: ReadyCallback = announce_rea
             metrics.close()
         channel.close()
         table.close()
+        shares.close()
         listener.close()
+
+
+def _retire(exit: Exit, table: SharedStatsTable, shares: AcceptShares) -> None:
+    """A worker was reaped: keep its counts, and let no peer wait for it to accept."""
+    table.retire(exit.slot)
+    shares.vacate(exit.slot)

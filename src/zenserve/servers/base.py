@@ -14,6 +14,7 @@ import logging
 import socket
 from dataclasses import dataclass, field
 
+from zenserve.accept_share import AcceptShare
 from zenserve.config import Limits, ServerConfig
 from zenserve.conversation import Conversation
 from zenserve.service import Service
@@ -32,6 +33,8 @@ class ServeContext:
     service: Service
     stats: Stats = field(default_factory=Stats)
     allowed_networks: tuple[Network, ...] = ()
+    # Under --workers: how this worker shares new connections with its peers.
+    accept_share: AcceptShare | None = None
 
     @property
     def limits(self) -> Limits:
