@@ -76,7 +76,8 @@ def test_a_withdrawing_worker_wakes_the_paused_ones(shares: AcceptShares) -> Non
     os.eventfd_read(second.fileno())
 
 
-@pytest.mark.parametrize("architecture", ["asyncio-callbacks", "asyncio-coroutines", "uvloop"])
+@pytest.mark.parametrize("architecture", ["asyncio-callbacks", "asyncio-coroutines", "uvloop",
+                                          "gevent"])
 def test_two_workers_share_ten_long_connections(architecture: str) -> None:
     with ServerProcess("--arch", architecture, "--workers", "2") as server:
         clients = []

@@ -20,7 +20,6 @@ wakes its greenlet wherever it waits.
 from __future__ import annotations
 
 import contextlib
-import errno
 import logging
 import socket
 import time
@@ -28,21 +27,17 @@ from typing import Any
 
 import gevent
 from gevent.event import Event
-from gevent.server import StreamServer
 
 from zenserve.conversation import Conversation
 from zenserve.net import describe_address
 from zenserve.servers import base
 from zenserve.servers.eventloop_connection import refuse_busy
+from zenserve.servers.gevent_accept import Acceptor
 from zenserve.servers.sweep import STOP_POLL_SECONDS, ConnectionClock, input_waiting, sweep_interval
 
 log = logging.getLogger("zenserve.server")
 
 RECV_BYTES = 65536
-# Out of descriptors, stop watching the listener this long instead of spinning
-# (StreamServer's own back-off would also hold, but prints a traceback each time).
-ACCEPT_BACKOFF_SECONDS = 0.1
-_ACCEPT_RESOURCE_ERRORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 # After shutting down what a stop left open, how long its greenlets may take to notice.
 ABORT_SETTLE_SECONDS = 1.0
 
@@ -76,36 +71,6 @@ class GreenConversation(ConnectionClock):
             self.end()
 
 
-class _Acceptor(StreamServer):  # type: ignore[misc]  # gevent has no type hints
-    """StreamServer whose accept, out of descriptors, backs off with one log line."""
-
-    def __init__(self, listener: socket.socket, handle: Any) -> None:
-        super().__init__(listener, handle)
-        self.stopping = False
-        self._failing = False
-
-    def do_read(self) -> Any:
-        try:
-            accepted = super().do_read()
-        except ConnectionAbortedError:
-            return None
-        except OSError as error:
-            if error.errno not in _ACCEPT_RESOURCE_ERRORS:
-                raise  # StreamServer logs it and backs off
-            if not self._failing:
-                log.warning("accept() failed (%s); backing off", error.strerror)
-                self._failing = True
-            self.stop_accepting()
-            gevent.spawn_later(ACCEPT_BACKOFF_SECONDS, self._resume)
-            return None
-        self._failing = False
-        return accepted
-
-    def _resume(self) -> None:
-        if not self.stopping:
-            self.start_accepting()
-
-
 class Server(base.Server):
     """gevent's StreamServer on the shared listener, a greenlet per client."""
 
@@ -118,6 +83,7 @@ class Server(base.Server):
         self._stop_asked = False
         self._hub: Any = None
         self._stop_event: Any = None
+        self._acceptor: Acceptor | None = None
 
     def serve_forever(self) -> None:
         self._stop_event = Event()
@@ -126,17 +92,17 @@ class Server(base.Server):
             self._stop_event.set()
         # Non-blocking, or a worker that loses the accept race to another would block the hub.
         self.listener.setblocking(False)
-        acceptor = _Acceptor(self.listener, self._handle)
-        acceptor.start()
+        acceptor = self._acceptor = Acceptor(self.listener, self._handle,
+                                              self.context.accept_share, self.context.stats)
+        acceptor.begin()
         sweeper = gevent.spawn(self._sweep_forever)
         try:
             self._stop_event.wait()
-            acceptor.stopping = self._stopping = True
-            acceptor.stop_accepting()
+            self._stopping = True
+            acceptor.end()
             self._finish_conversations()
         finally:
-            acceptor.stopping = True
-            acceptor.stop_accepting()
+            acceptor.end()
             sweeper.kill(block=False)
 
     def shutdown(self, graceful: bool = True) -> None:
@@ -159,6 +125,7 @@ class Server(base.Server):
             return
         stats.connections_opened += 1
         stats.connections_active += 1
+        self._held_changed()
         connection = GreenConversation(sock, context.conversation(describe_address(address)))
         self.connections.add(connection)
         try:
@@ -169,12 +136,17 @@ class Server(base.Server):
         finally:
             self.connections.discard(connection)
             stats.connections_active -= 1
+            self._held_changed()
             sock.close()
+
+    def _held_changed(self) -> None:
+        if self._acceptor is not None:
+            self._acceptor.held_changed()
 
     def _converse(self, connection: GreenConversation) -> None:
         """Read, answer every question completed, send; like the threaded server's loop."""
         sock, conversation = connection.sock, connection.conversation
-        recv, sendall, io_delay = sock.recv, sock.sendall, self._io_delay
+        recv, send, io_delay = sock.recv, sock.send, self._io_delay
         while True:
             if (self._stopping and not conversation.mid_request
                     and not input_waiting(sock.fileno())):
@@ -197,7 +169,11 @@ class Server(base.Server):
             else:
                 reply = conversation.receive(data)
             if reply:
-                sendall(reply)
+                # send() first: gevent's sendall() asks the kernel for SO_SNDBUF
+                # on every call (a syscall per answer); a short send is rare.
+                sent = send(reply)
+                if sent < len(reply):
+                    sock.sendall(memoryview(reply)[sent:])
                 connection.replies_sent += 1
                 if conversation.closing:
                     return

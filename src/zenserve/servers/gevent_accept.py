@@ -1,0 +1,134 @@
+"""Accepting for the gevent architecture: back-off out of descriptors, sharing under --workers.
+
+StreamServer accepts on a watcher of the hub; this subclass adds what zenserve
+asks of every architecture: out of descriptors it stops watching the listener
+for a moment (one log line, not a traceback per failure), and under
+``--workers`` it leaves new connections to a peer worker holding fewer
+(``zenserve.accept_share``).
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import socket
+from typing import Any
+
+import gevent
+from gevent.server import StreamServer
+
+from zenserve.accept_share import PAUSE_SECONDS, AcceptShare
+from zenserve.stats import Stats
+
+log = logging.getLogger("zenserve.server")
+
+# Out of descriptors, stop watching the listener this long instead of spinning
+# (StreamServer's own back-off would also hold, but prints a traceback each time).
+ACCEPT_BACKOFF_SECONDS = 0.1
+_ACCEPT_RESOURCE_ERRORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+
+
+class Acceptor(StreamServer):  # type: ignore[misc]  # gevent has no type hints
+    """StreamServer whose accept backs off with one log line when out of descriptors.
+
+    Under ``--workers`` it also shares new connections with the peer workers
+    (``zenserve.accept_share``): it pauses while a peer holds fewer.
+    """
+
+    def __init__(self, listener: socket.socket, handle: Any, share: AcceptShare | None,
+                 stats: Stats) -> None:
+        super().__init__(listener, handle)
+        self.stopping = False
+        self._failing = False  # log once per run of failures
+        self._backing_off = False
+        self._share = share
+        self._stats = stats
+        self._take_one = False
+        self._pause_timer: Any = None
+        self._turn_watcher: Any = None
+
+    def begin(self) -> None:
+        """Start accepting (and, under --workers, listening for the turn handed by peers)."""
+        self.start()
+        if self._share is not None:
+            self._turn_watcher = self.loop.io(self._share.fileno(), 1)
+            self._turn_watcher.start(self._on_turn)
+            self._share.watch(self._stats.connections_active)
+
+    def end(self) -> None:
+        """Stop accepting for good."""
+        self.stopping = True
+        self._unwatch()
+        if self._share is not None:
+            self._share.withdraw()
+        if self._turn_watcher is not None:
+            self._turn_watcher.stop()
+            self._turn_watcher = None
+
+    def held_changed(self) -> None:
+        """A connection was accepted or ended: publish it, and watch again if now due."""
+        share = self._share
+        if share is not None:
+            share.hold(self._stats.connections_active)
+            if share.paused and share.should_watch():
+                self._resume()
+
+    def _unwatch(self) -> None:
+        self.stop_accepting()
+        if self._pause_timer is not None:
+            self._pause_timer.stop()
+            self._pause_timer = None
+
+    def _pause(self, share: AcceptShare) -> None:
+        self._unwatch()
+        share.pause()
+        self._pause_timer = self.loop.timer(PAUSE_SECONDS)
+        self._pause_timer.start(self._resume, True)
+
+    def _resume(self, take_one: bool = False) -> None:
+        if self._pause_timer is not None:
+            self._pause_timer.stop()
+            self._pause_timer = None
+        if self.stopping or self._backing_off:
+            return
+        self.start_accepting()
+        if self._share is not None:
+            self._share.watch(self._stats.connections_active)
+        if take_one:  # what the peers left queued for PAUSE_SECONDS is ours
+            self._take_one = True
+            self._do_read()
+
+    def _on_turn(self) -> None:
+        assert self._share is not None
+        self._share.take_turn()
+        if self._share.paused:
+            self._resume()
+
+    def do_read(self) -> Any:
+        share = self._share
+        if share is not None and not self._take_one and not share.should_watch():
+            self._pause(share)
+            return None
+        self._take_one = False
+        try:
+            accepted = super().do_read()
+        except ConnectionAbortedError:
+            return None
+        except OSError as error:
+            if error.errno not in _ACCEPT_RESOURCE_ERRORS:
+                raise  # StreamServer logs it and backs off
+            if not self._failing:
+                log.warning("accept() failed (%s); backing off", error.strerror)
+                self._failing = True
+            self._unwatch()
+            if self._share is not None:
+                self._share.withdraw()
+            self._backing_off = True
+            gevent.spawn_later(ACCEPT_BACKOFF_SECONDS, self._retry)
+            return None
+        self._failing = False
+        return accepted
+
+    def _retry(self) -> None:
+        self._backing_off = False
+        self._resume()
