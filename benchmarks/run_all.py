@@ -30,6 +30,7 @@ BENCHMARKS = {
     "bench_vs_reference.py": "zenserve bench vs the C reference load generator "
                              "(issue 4, issue 7 target 3)",
     "fastest.py": "issue 7 target 1: the fastest setups vs the C reference, like with like",
+    "latency.py": "issue 7 target 4: open-loop latency at half of each event loop's peak",
     "idle_memory.py": "resident memory per idle connection at 10,000 connections "
                       "(issue 6 C10K, issue 7 target 5)",
 }
