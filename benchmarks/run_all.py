@@ -31,6 +31,7 @@ BENCHMARKS = {
                              "(issue 4, issue 7 target 3)",
     "fastest.py": "issue 7 target 1: the fastest setups vs the C reference, like with like",
     "latency.py": "issue 7 target 4: open-loop latency at half of each event loop's peak",
+    "scaling.py": "issue 7 target 6: --workers 2 over --workers 1 under a 100 us cpu cost",
     "idle_memory.py": "resident memory per idle connection at 10,000 connections "
                       "(issue 6 C10K, issue 7 target 5)",
 }

@@ -1,0 +1,192 @@
+"""Issue 7 target 6: what a second worker adds under a cpu cost, for every event-loop architecture.
+
+    .venv/bin/python benchmarks/scaling.py              # 3 rounds of 3 s per point
+    .venv/bin/python benchmarks/scaling.py --quick      # 1 round of 2 s, marked provisional
+    .venv/bin/python benchmarks/scaling.py --arch uvloop
+
+Each architecture serves with ``--cost 100us --cost-kind cpu`` (busy work
+holding the GIL: one process can answer at most ~10,000 requests/s) and
+metrics on, once with ``--workers 1`` and once with ``--workers 2``. Two
+closed-loop generators drive each over 10 connections, interleaved: `zenserve
+bench` (library API; its ``saturated`` says whether it was the bottleneck) and
+the C reference load generator (a fraction of bench's CPU per request, which on
+a 2-core machine leaves more of the machine to the server). The C-driven runs
+also charge the server's CPU time to its requests: the cpu cost burns 100 µs
+of wall time, so a figure well under 100 µs means workers were descheduled
+mid-burn, and the rate flatters the server. Results go to stdout and to their
+own section of benchmarks/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+from collections.abc import Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+
+from contenders import RunningServer, zenserve_contender
+from latency import bench_context
+from profile_tools import measure_cpu
+from reference import build_reference, run_reference_load
+from results_file import busy_machine_note, command_line, machine_lines, update_section
+
+from zenserve.errors import ZenserveError
+from zenserve.load import BenchOptions, BenchResult, run
+from zenserve.servers import ARCHITECTURES
+
+SECTION = "scaling"
+CONNECTIONS = 10
+COST = ("--cost", "100us", "--cost-kind", "cpu", "--metrics-port", "0")
+COST_US = 100.0
+TARGET = 1.6
+WARMUP_SECONDS = 1.0
+WORKER_COUNTS = (1, 2)
+
+
+@dataclass(slots=True)
+class Point:
+    """One architecture with one worker count: each round's rates and the server's CPU."""
+
+    bench: list[BenchResult | None] = field(default_factory=list)
+    reference: list[float | None] = field(default_factory=list)
+    server_us: list[float] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+
+
+def ratio(twos: Sequence[float | None], ones: Sequence[float | None]) -> float | None:
+    """The median over rounds of the two-worker rate over the one-worker rate of that round."""
+    ratios = [two / one for two, one in zip(twos, ones, strict=True) if two and one]
+    return statistics.median(ratios) if ratios else None
+
+
+def median(values: Sequence[float | None]) -> float | None:
+    present = [value for value in values if value]
+    return statistics.median(present) if present else None
+
+
+def drive_once(point: Point, port: int, pid: int, load: Path, seconds: float,
+               context: object) -> None:
+    options = BenchOptions(port=port, connections=CONNECTIONS, duration=seconds,
+                           warmup=WARMUP_SECONDS)
+    try:
+        point.bench.append(run(options, context=context))  # type: ignore[arg-type]
+    except ZenserveError as error:
+        point.bench.append(None)
+        point.failures.append(str(error))
+    profile = measure_cpu(pid, partial(run_reference_load, load, port, CONNECTIONS, seconds),
+                          seconds)
+    point.reference.append(profile.rate)
+    if profile.rate:
+        point.server_us.append(profile.user_us + profile.system_us)
+    else:
+        point.failures.append(profile.failure)
+
+
+def measure(names: Sequence[str], rounds: int, seconds: float) -> dict[tuple[str, int], Point]:
+    points = {(name, workers): Point() for name in names for workers in WORKER_COUNTS}
+    context = bench_context()
+    with ExitStack() as stack:
+        scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="zenserve-scale-")))
+        load = build_reference(scratch).load
+        servers = {key: stack.enter_context(RunningServer(zenserve_contender(key[0], key[1], COST)))
+                   for key in points}
+        for round_number in range(rounds):
+            for key, server in servers.items():
+                drive_once(points[key], server.port, server.process.pid, load, seconds, context)
+                bench = points[key].bench[-1]
+                shown = f"{bench.throughput_rps:,.0f}" if bench is not None else "failed"
+                print(f"  round {round_number + 1}, {key[0]} --workers {key[1]}: bench {shown}, "
+                      f"C {points[key].reference[-1] or 0:,.0f} req/s", file=sys.stderr, flush=True)
+    return points
+
+
+def row(name: str, points: dict[tuple[str, int], Point]) -> str:
+    one, two = points[name, 1], points[name, 2]
+    bench_one = [r.throughput_rps if r else None for r in one.bench]
+    bench_two = [r.throughput_rps if r else None for r in two.bench]
+    by_bench, by_c = ratio(bench_two, bench_one), ratio(two.reference, one.reference)
+    saturated = [r for r in (*one.bench, *two.bench) if r is not None and r.saturated]
+    cpu = [f"{median(p.server_us) or 0:.0f}" for p in (one, two)]
+    verdict = "—" if by_bench is None else ("met" if by_bench >= TARGET else "MISSED")
+    cells = [name, *(f"{median(values) or 0:,.0f}" for values in
+                     (bench_one, bench_two, one.reference, two.reference)),
+             "—" if by_bench is None else f"{by_bench:.2f}",
+             "—" if by_c is None else f"{by_c:.2f}", " / ".join(cpu),
+             "yes: " + "; ".join(saturated[0].saturation_reasons) if saturated else "no",
+             verdict]
+    return "| " + " | ".join(cells) + " |"
+
+
+def report(points: dict[tuple[str, int], Point], names: Sequence[str],
+           args: argparse.Namespace) -> str:
+    lines = ["## Issue 7 target 6: scaling with a second worker under a cpu cost (scaling.py)", ""]
+    reasons = [reason for reason in (args.provisional, busy_machine_note()) if reason]
+    if reasons:
+        lines += [f"**PROVISIONAL: {'; '.join(reasons)}.** Two workers need both cores; other "
+                  "work on the machine takes them away. Rerun on a quiet machine.", ""]
+    lines += [f"- command: `{command_line()}`", *machine_lines(),
+              f"- servers: `zenserve serve --arch A {' '.join(COST)} --workers 1|2`; "
+              f"{os.cpu_count()} cores in all, shared with the generator",
+              f"- each round drives every setup over {CONNECTIONS} connections, closed loop: "
+              f"`zenserve bench` (library API, one load process, {args.seconds:g} s after "
+              f"{WARMUP_SECONDS:g} s warmup), then the C reference load generator "
+              f"({args.seconds:g} s); {args.rounds} round(s); rates are medians, ratios the "
+              "median of each round's 2-worker over 1-worker rate",
+              f"- server CPU µs/req: from the C-driven runs; the cost burns {COST_US:.0f} µs of "
+              "wall time, so less than that means a worker was descheduled mid-burn", "",
+              "| architecture | bench, 1 worker | bench, 2 workers | C load, 1 worker | "
+              "C load, 2 workers | × by bench | × by C load | server CPU µs/req (1 / 2) | "
+              "bench saturated | ≥ 1.6× by bench |",
+              "|---|---|---|---|---|---|---|---|---|---|",
+              *(row(name, points) for name in names)]
+    failed = [f"- {name} --workers {workers}: {', '.join(sorted(set(point.failures)))}"
+              for (name, workers), point in points.items() if point.failures]
+    if failed:
+        lines += ["", "Runs without a rate:", "", *failed]
+    return "\n".join(lines) + "\n"
+
+
+def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true",
+                        help="1 round of 2 s per point; marked provisional")
+    parser.add_argument("--rounds", type=int, help="rounds (default 3)")
+    parser.add_argument("--seconds", type=float, help="length of each run (default 3)")
+    parser.add_argument("--arch", action="append", default=[], metavar="NAME",
+                        help="architecture (repeatable; default: every event loop)")
+    parser.add_argument("--no-record", action="store_true",
+                        help="print the table only; leave RESULTS.md alone")
+    args = parser.parse_args(argv)
+    args.rounds = args.rounds or (1 if args.quick else 3)
+    args.seconds = args.seconds or (2.0 if args.quick else 3.0)
+    args.provisional = "--quick run" if args.quick else None
+    args.no_record = args.no_record or bool(args.arch)
+    unknown = [name for name in args.arch if name not in ARCHITECTURES]
+    if unknown:
+        parser.error(f"unknown architecture(s): {', '.join(unknown)}")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_arguments(argv)
+    names = args.arch or [name for name, arch in ARCHITECTURES.items() if arch.event_loop]
+    try:
+        points = measure(names, args.rounds, args.seconds)
+    except ZenserveError as error:
+        print(f"scaling: {error}", file=sys.stderr)
+        return 1
+    text = report(points, names, args)
+    print(text)
+    if not args.no_record:
+        update_section(SECTION, text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
