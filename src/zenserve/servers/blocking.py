@@ -81,12 +81,17 @@ class ConversationStop(Waker):
     def enter(self, sock: socket.socket) -> None:
         """Register a conversation's socket so that a stop reaches it."""
         if self._watchdog is None:
-            self._start_watchdog()
+            self.start()
         self._open.add(sock)
         if self.woken:
             _shutdown(sock, socket.SHUT_RD if self.graceful else socket.SHUT_RDWR)
 
-    def _start_watchdog(self) -> None:
+    def start(self) -> None:
+        """Start the graceful-timeout watchdog thread (once; never from a signal handler).
+
+        Servers call this when they start serving, so a process's thread count
+        does not change with its first client; ``enter`` starts it otherwise.
+        """
         with self._watchdog_lock:
             if self._watchdog is None:
                 self._watchdog = threading.Thread(target=self._enforce_graceful_timeout,

@@ -106,6 +106,7 @@ class Server(base.Server):
         self._slots = ConnectionSlots(context.limits.max_connections or DEFAULT_MAX_CONNECTIONS)
 
     def serve_forever(self) -> None:
+        self._stop.start()
         self.listener.setblocking(False)  # handle_request() then never blocks
         server = ZenTCPServer(self.listener, self.context, self._stop, self._slots)
         log.info("Serving a thread per connection, at most %d", self._slots.limit)

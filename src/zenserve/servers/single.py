@@ -17,6 +17,7 @@ class Server(base.Server):
         self._stop = ConversationStop(context.limits.graceful_timeout)
 
     def serve_forever(self) -> None:
+        self._stop.start()
         self.listener.setblocking(False)
         try:
             with SignalWakeup() as wakeup:

@@ -44,6 +44,7 @@ class Server(base.Server):
         self._failure: Exception | None = None
 
     def serve_forever(self) -> None:
+        self._stop.start()
         self.listener.setblocking(False)
         threads = [threading.Thread(target=self._accept_and_converse, daemon=True,
                                     name=f"zenserve-thread-{number}")
