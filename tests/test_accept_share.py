@@ -1,7 +1,8 @@
-"""Workers share new connections: the table in memory, and its effect on real workers."""
+"""Workers share new connections: the table, its effect on real workers; --workers auto."""
 
 from __future__ import annotations
 
+import argparse
 import os
 import select
 from collections.abc import Iterator
@@ -11,7 +12,9 @@ import pytest
 
 from tests.helpers import ANSWER, QUESTION, connect, read_answers
 from zenserve.accept_share import AcceptShares
+from zenserve.commands.serve import worker_count
 from zenserve.process import ServerProcess
+from zenserve.worker_pool import usable_cores
 
 
 @pytest.fixture
@@ -96,4 +99,22 @@ def test_two_workers_share_ten_long_connections(architecture: str) -> None:
                 client.close()
         # 5 and 5 as a rule; a worker descheduled past PAUSE_SECONDS may lose one or two.
         assert min(held) >= 3, held
+        assert server.stop() == 0
+
+
+def test_workers_auto_is_one_per_usable_core() -> None:
+    assert worker_count("auto") == usable_cores() == len(os.sched_getaffinity(0))
+    assert worker_count("3") == 3
+    with pytest.raises(argparse.ArgumentTypeError, match="not a number or auto"):
+        worker_count("many")
+
+
+def test_serve_workers_auto_starts_a_worker_per_core() -> None:
+    with ServerProcess("--arch", "uvloop", "--workers", "auto") as server:
+        workers = psutil.Process(server.process.pid).children()
+        assert len(workers) == usable_cores()
+        client = connect(server.port)
+        with client:
+            client.sendall(QUESTION)
+            assert read_answers(client, 1) == [ANSWER]
         assert server.stop() == 0

@@ -179,6 +179,13 @@ class WorkerPool:
             os._exit(status)
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity), which ``--workers auto`` fills."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
 def die_with_parent(parent_pid: int, signum: int = signal.SIGTERM) -> None:
     """Have the kernel send ``signum`` to this process when its parent dies, even by SIGKILL.
 

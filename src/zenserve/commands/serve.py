@@ -15,6 +15,7 @@ from zenserve.config import DEFAULT_BACKLOG, DEFAULT_HOST, ServerConfig
 from zenserve.errors import ZenserveError
 from zenserve.runner import serve
 from zenserve.servers import ARCHITECTURES, get_architecture
+from zenserve.worker_pool import usable_cores
 
 HELP = "serve the zen protocol with one architecture"
 DEFAULT_THREADS = ServerConfig().threads
@@ -35,14 +36,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=DEFAULT_THREADS, metavar="N",
                         help="threads in the threaded architecture's pool "
                              f"(default {DEFAULT_THREADS}, as listing 7-4)")
-    parser.add_argument("--workers", type=int, default=0, metavar="N",
-                        help="N supervised processes share the listener (default 0: this one)")
+    parser.add_argument("--workers", type=worker_count, default=0, metavar="N",
+                        help="N supervised processes share the listener (default 0: this one; "
+                             "auto: one per core this process may use)")
     parser.add_argument("--metrics-port", type=int, metavar="PORT",
                         help="serve Prometheus metrics at http://HOST:PORT/metrics (0: any port)")
     parser.add_argument("--metrics-host", default=DEFAULT_HOST, metavar="HOST",
                         help=f"address of the metrics endpoint (default {DEFAULT_HOST})")
     add_service_arguments(parser)
     add_limit_arguments(parser)
+
+
+def worker_count(text: str) -> int:
+    """``--workers``: a number, or ``auto`` for one worker per usable core."""
+    if text == "auto":
+        return usable_cores()
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number or auto") from None
 
 
 def config_from(args: argparse.Namespace) -> ServerConfig:
