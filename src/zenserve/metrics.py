@@ -25,6 +25,7 @@ from zenserve.config import ServerConfig
 from zenserve.errors import ZenserveError
 from zenserve.net import describe_address, is_loopback
 from zenserve.process import METRICS_PREFIX
+from zenserve.signals import threads_leave_signals_to_main
 
 log = logging.getLogger("zenserve.metrics")
 
@@ -97,7 +98,8 @@ class MetricsServer:
         registry = CollectorRegistry(auto_describe=False)
         registry.register(collector)
         try:
-            self._httpd, self._thread = start_http_server(port, addr=host, registry=registry)
+            with threads_leave_signals_to_main():  # its threads inherit the blocked mask
+                self._httpd, self._thread = start_http_server(port, addr=host, registry=registry)
         except OSError as error:
             raise ZenserveError(f"cannot serve metrics on {host}:{port}: "
                                 f"{error.strerror or error}") from None

@@ -19,6 +19,7 @@ import mmap
 import struct
 import threading
 
+from zenserve.signals import block_server_signals
 from zenserve.stats import Stats
 
 FIELDS: tuple[str, ...] = Stats.__slots__
@@ -113,5 +114,6 @@ class StatsPublisher:
         self._table.publish(self._row, self._stats)
 
     def _run(self) -> None:
+        block_server_signals()
         while not self._stopping.wait(PUBLISH_INTERVAL):
             self._table.publish(self._row, self._stats)

@@ -33,8 +33,6 @@ _last_resource_warning = -RESOURCE_WARNING_INTERVAL
 _RESOURCE_ERRORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 # What a refused client may have sent already, read so that closing does not reset.
 _DRAIN_BYTES = 65536
-# The signals a server acts on; threads of our own leave them to the main thread.
-SERVER_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGCHLD})
 
 
 class SignalWakeup:
@@ -75,11 +73,6 @@ class SignalWakeup:
         with contextlib.suppress(OSError):
             while self._reader.recv(4096):
                 pass
-
-
-def block_server_signals() -> None:
-    """In a thread of our own: leave SIGTERM, SIGINT and SIGCHLD to the main thread."""
-    signal.pthread_sigmask(signal.SIG_BLOCK, SERVER_SIGNALS)
 
 
 class ConnectionSlots:

@@ -23,8 +23,9 @@ import time
 from zenserve.conversation import Conversation
 from zenserve.net import describe_address
 from zenserve.protocol import QUESTION_END
-from zenserve.servers.accepting import accept_or_wait, block_server_signals
+from zenserve.servers.accepting import accept_or_wait
 from zenserve.servers.base import ServeContext, Waker
+from zenserve.signals import block_server_signals
 
 # accept_or_wait lives in accepting; it is still offered here, beside converse.
 __all__ = ["ConversationStop", "accept_or_wait", "converse", "make_blocking_with_timeouts",

@@ -26,10 +26,10 @@ from zenserve.servers.accepting import (
     ConnectionSlots,
     SignalWakeup,
     back_off_if_out_of_resources,
-    block_server_signals,
     wait_for_connection,
 )
 from zenserve.servers.blocking import ConversationStop, converse
+from zenserve.signals import block_server_signals
 
 log = logging.getLogger("zenserve.server")
 

@@ -21,10 +21,10 @@ from zenserve.servers.accepting import (
     ConnectionSlots,
     SignalWakeup,
     accept_or_wait,
-    block_server_signals,
     wait_for_stop,
 )
 from zenserve.servers.blocking import FORCED_STOP_SECONDS, ConversationStop, converse
+from zenserve.signals import block_server_signals
 
 log = logging.getLogger("zenserve.server")
 
