@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import os
 import select
+import socket
 from collections.abc import Iterator
 
 import psutil
 import pytest
 
-from tests.helpers import ANSWER, QUESTION, connect, read_answers
+from tests.helpers import ANSWER, QUESTION, SOCKET_TIMEOUT, connect, read_answers
 from zenserve.accept_share import AcceptShares
 from zenserve.commands.serve import worker_count
 from zenserve.process import ServerProcess
@@ -79,17 +80,37 @@ def test_a_withdrawing_worker_wakes_the_paused_ones(shares: AcceptShares) -> Non
     os.eventfd_read(second.fileno())
 
 
+def connect_at_once(port: int, count: int) -> list[socket.socket]:
+    """``count`` connections begun before any of them completes."""
+    clients = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(count)]
+    for client in clients:
+        client.setblocking(False)
+        client.connect_ex(("127.0.0.1", port))
+    for client in clients:
+        assert select.select([], [client], [], SOCKET_TIMEOUT)[1], "connect timed out"
+        client.setblocking(True)
+        client.settimeout(SOCKET_TIMEOUT)
+    return clients
+
+
+@pytest.mark.parametrize("burst", [False, True], ids=["one-by-one", "burst"])
 @pytest.mark.parametrize("architecture", ["asyncio-callbacks", "asyncio-coroutines", "uvloop",
                                           "gevent"])
-def test_two_workers_share_ten_long_connections(architecture: str) -> None:
+def test_two_workers_share_ten_long_connections(architecture: str, burst: bool) -> None:
     with ServerProcess("--arch", architecture, "--workers", "2") as server:
-        clients = []
+        clients: list[socket.socket] = []
         try:
-            for _ in range(10):
-                client = connect(server.port)
-                clients.append(client)
-                client.sendall(QUESTION)
-                assert read_answers(client, 1) == [ANSWER]
+            if burst:  # as a load generator's event loop opens them: all at once
+                clients = connect_at_once(server.port, 10)
+            for _ in range(0 if burst else 10):
+                clients.append(connect(server.port))
+                clients[-1].sendall(QUESTION)
+                assert read_answers(clients[-1], 1) == [ANSWER]
+            if burst:
+                for client in clients:
+                    client.sendall(QUESTION)
+                for client in clients:
+                    assert read_answers(client, 1) == [ANSWER]
             held = [sum(1 for connection in psutil.Process(pid).net_connections("tcp")
                         if connection.status == psutil.CONN_ESTABLISHED)
                     for pid in (child.pid for child in

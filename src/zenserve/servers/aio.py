@@ -85,6 +85,10 @@ class LoopServer(base.Server):
         self._accept_failing = False
         self._accept_retry: asyncio.TimerHandle | None = None
         self._share = context.accept_share  # under --workers: who takes the next connection
+        if self._share is not None:
+            # Peers leave connections to this worker from now on (it says it is ready
+            # next); until its loop runs, the pause bounds how long they wait.
+            self._share.watch(0)
         self._pause_timer: asyncio.TimerHandle | None = None
         self._sweeper: asyncio.TimerHandle | None = None
         self._sweep_every = sweep_interval(context.limits)

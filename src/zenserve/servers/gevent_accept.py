@@ -44,6 +44,9 @@ class Acceptor(StreamServer):  # type: ignore[misc]  # gevent has no type hints
         self._share = share
         self._stats = stats
         self._take_one = False
+        # Accepted, but their handler greenlet has not run yet (it counts them from
+        # then on): counted here meanwhile, or a burst of connects all lands here.
+        self._unhandled = 0
         self._pause_timer: Any = None
         self._turn_watcher: Any = None
 
@@ -65,11 +68,16 @@ class Acceptor(StreamServer):  # type: ignore[misc]  # gevent has no type hints
             self._turn_watcher.stop()
             self._turn_watcher = None
 
+    def handling(self) -> None:
+        """A handler greenlet starts on an accepted socket: from now on it counts it."""
+        self._unhandled = max(0, self._unhandled - 1)
+        self.held_changed()
+
     def held_changed(self) -> None:
         """A connection was accepted or ended: publish it, and watch again if now due."""
         share = self._share
         if share is not None:
-            share.hold(self._stats.connections_active)
+            share.hold(self._stats.connections_active + self._unhandled)
             if share.paused and share.should_watch():
                 self._resume()
 
@@ -93,7 +101,7 @@ class Acceptor(StreamServer):  # type: ignore[misc]  # gevent has no type hints
             return
         self.start_accepting()
         if self._share is not None:
-            self._share.watch(self._stats.connections_active)
+            self._share.watch(self._stats.connections_active + self._unhandled)
         if take_one:  # what the peers left queued for PAUSE_SECONDS is ours
             self._take_one = True
             self._do_read()
@@ -127,6 +135,9 @@ class Acceptor(StreamServer):  # type: ignore[misc]  # gevent has no type hints
             gevent.spawn_later(ACCEPT_BACKOFF_SECONDS, self._retry)
             return None
         self._failing = False
+        if accepted and share is not None:
+            self._unhandled += 1
+            share.hold(self._stats.connections_active + self._unhandled)
         return accepted
 
     def _retry(self) -> None:

@@ -84,6 +84,8 @@ class Server(base.Server):
         self._hub: Any = None
         self._stop_event: Any = None
         self._acceptor: Acceptor | None = None
+        if context.accept_share is not None:
+            context.accept_share.watch(0)  # as aio.LoopServer does: peers count on it now
 
     def serve_forever(self) -> None:
         self._stop_event = Event()
@@ -115,6 +117,8 @@ class Server(base.Server):
             hub.loop.run_callback_threadsafe(self._stop_event.set)
 
     def _handle(self, sock: Any, address: object) -> None:
+        if self._acceptor is not None:
+            self._acceptor.handling()
         context = self.context
         if not context.admit(sock, address):
             return
