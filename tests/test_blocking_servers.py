@@ -282,7 +282,10 @@ def threads_taking(pid: int, signum: int) -> list[int]:
     """The threads of ``pid`` other than the main one that do not block ``signum``."""
     takers = []
     for name in sorted(os.listdir(f"/proc/{pid}/task")):
-        status = Path(f"/proc/{pid}/task/{name}/status").read_text()
+        try:
+            status = Path(f"/proc/{pid}/task/{name}/status").read_text()
+        except FileNotFoundError:
+            continue  # the thread ended meanwhile (a finished scrape)
         blocked = int(status.split("SigBlk:")[1].split()[0], 16)
         if int(name) != pid and not blocked & (1 << (signum - 1)):
             takers.append(int(name))
