@@ -28,9 +28,10 @@ from functools import partial
 from pathlib import Path
 
 from contenders import Contender, RunningServer, c_reference_contender, zenserve_contender
+from other_work import OtherWork
 from profile_tools import CpuProfile, measure_cpu
 from reference import build_reference, run_reference_load
-from results_file import busy_machine_note, command_line, machine_lines, update_section
+from results_file import command_line, machine_lines, update_section
 
 from zenserve.errors import ZenserveError
 
@@ -204,9 +205,9 @@ def yardstick_label(processes: int) -> str:
 
 
 def report(samples: dict[tuple[str, int], Samples], labels: Sequence[str],
-           args: argparse.Namespace, cores: int) -> str:
+           args: argparse.Namespace, cores: int, other: OtherWork) -> str:
     lines = ["## Issue 7 target 1: the fastest setups vs the C reference (fastest.py)", ""]
-    reasons = [reason for reason in (args.provisional, busy_machine_note()) if reason]
+    reasons = [reason for reason in (args.provisional, other.note()) if reason]
     if reasons:
         lines += [f"**PROVISIONAL: {'; '.join(reasons)}.** Rates swing with other work; the "
                   "CPU columns move far less. Rerun on a quiet machine.", ""]
@@ -262,11 +263,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="zenserve-fastest-") as scratch:
             tools = build_reference(Path(scratch))
             contenders = setups(args.arch or CANDIDATES, tools.server)
-            samples = race(contenders, tools.load, args.connections, args.rounds, args.seconds)
+            with OtherWork() as other:
+                samples = race(contenders, tools.load, args.connections, args.rounds,
+                               args.seconds)
     except ZenserveError as error:
         print(f"fastest: {error}", file=sys.stderr)
         return 1
-    text = report(samples, [label_of(c) for c in contenders], args, cores)
+    text = report(samples, [label_of(c) for c in contenders], args, cores, other)
     print(text)
     if not args.no_record:
         update_section(SECTION, text)

@@ -26,8 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from contenders import RunningServer, zenserve_contender
+from other_work import OtherWork
 from reference import build_reference, run_reference_load
-from results_file import busy_machine_note, command_line, machine_lines, update_section
+from results_file import command_line, machine_lines, update_section
 
 from zenserve.errors import ZenserveError
 from zenserve.load import BenchOptions, BenchResult, run
@@ -119,9 +120,9 @@ def row(name: str, measured: Measured) -> str:
             f"{generator} |")
 
 
-def report(results: dict[str, Measured], args: argparse.Namespace) -> str:
+def report(results: dict[str, Measured], args: argparse.Namespace, other: OtherWork) -> str:
     lines = ["## Issue 7 target 4: latency at half the peak rate (latency.py)", ""]
-    reasons = [reason for reason in (args.provisional, busy_machine_note()) if reason]
+    reasons = [reason for reason in (args.provisional, other.note()) if reason]
     if reasons:
         lines += [f"**PROVISIONAL: {'; '.join(reasons)}.** A p99 on a shared machine measures "
                   "the other work's scheduling as much as the server. Rerun on a quiet machine.",
@@ -167,11 +168,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_arguments(argv)
     names = args.arch or [name for name, arch in ARCHITECTURES.items() if arch.event_loop]
     try:
-        results = measure(names, args.rounds, args.seconds)
+        with OtherWork() as other:
+            results = measure(names, args.rounds, args.seconds)
     except ZenserveError as error:
         print(f"latency: {error}", file=sys.stderr)
         return 1
-    text = report(results, args)
+    text = report(results, args, other)
     print(text)
     if not args.no_record:
         update_section(SECTION, text)

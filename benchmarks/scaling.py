@@ -32,9 +32,10 @@ from pathlib import Path
 
 from contenders import RunningServer, zenserve_contender
 from latency import bench_context
+from other_work import OtherWork
 from profile_tools import measure_cpu
 from reference import build_reference, run_reference_load
-from results_file import busy_machine_note, command_line, machine_lines, update_section
+from results_file import command_line, machine_lines, update_section
 
 from zenserve.errors import ZenserveError
 from zenserve.load import BenchOptions, BenchResult, run
@@ -124,9 +125,9 @@ def row(name: str, points: dict[tuple[str, int], Point]) -> str:
 
 
 def report(points: dict[tuple[str, int], Point], names: Sequence[str],
-           args: argparse.Namespace) -> str:
+           args: argparse.Namespace, other: OtherWork) -> str:
     lines = ["## Issue 7 target 6: scaling with a second worker under a cpu cost (scaling.py)", ""]
-    reasons = [reason for reason in (args.provisional, busy_machine_note()) if reason]
+    reasons = [reason for reason in (args.provisional, other.note()) if reason]
     if reasons:
         lines += [f"**PROVISIONAL: {'; '.join(reasons)}.** Two workers need both cores; other "
                   "work on the machine takes them away. Rerun on a quiet machine.", ""]
@@ -177,11 +178,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_arguments(argv)
     names = args.arch or [name for name, arch in ARCHITECTURES.items() if arch.event_loop]
     try:
-        points = measure(names, args.rounds, args.seconds)
+        with OtherWork() as other:
+            points = measure(names, args.rounds, args.seconds)
     except ZenserveError as error:
         print(f"scaling: {error}", file=sys.stderr)
         return 1
-    text = report(points, names, args)
+    text = report(points, names, args, other)
     print(text)
     if not args.no_record:
         update_section(SECTION, text)
