@@ -143,25 +143,35 @@ def report(results: dict[str, Measured], args: argparse.Namespace, other: OtherW
     return "\n".join(lines) + "\n"
 
 
-def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--quick", action="store_true",
-                        help="1 round of 2 s per architecture; marked provisional")
-    parser.add_argument("--rounds", type=int, help="open-loop runs per architecture (default 3)")
-    parser.add_argument("--seconds", type=float, help="measured length of each run (default 5)")
+def parse_event_loop_arguments(argv: Sequence[str] | None, description: str | None,
+                               quick_help: str, rounds_help: str,
+                               seconds_help: str, full_seconds: float) -> argparse.Namespace:
+    """The options shared by the event-loop benchmarks (latency.py, scaling.py)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true", help=quick_help)
+    parser.add_argument("--rounds", type=int, help=rounds_help)
+    parser.add_argument("--seconds", type=float, help=seconds_help)
     parser.add_argument("--arch", action="append", default=[], metavar="NAME",
                         help="architecture (repeatable; default: every event loop)")
     parser.add_argument("--no-record", action="store_true",
                         help="print the table only; leave RESULTS.md alone")
     args = parser.parse_args(argv)
     args.rounds = args.rounds or (1 if args.quick else 3)
-    args.seconds = args.seconds or (2.0 if args.quick else 5.0)
+    args.seconds = args.seconds or (2.0 if args.quick else full_seconds)
     args.provisional = "--quick run" if args.quick else None
     args.no_record = args.no_record or bool(args.arch)
     unknown = [name for name in args.arch if name not in ARCHITECTURES]
     if unknown:
         parser.error(f"unknown architecture(s): {', '.join(unknown)}")
     return args
+
+
+def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
+    return parse_event_loop_arguments(
+        argv, __doc__.splitlines()[0] if __doc__ else None,
+        quick_help="1 round of 2 s per architecture; marked provisional",
+        rounds_help="open-loop runs per architecture (default 3)",
+        seconds_help="measured length of each run (default 5)", full_seconds=5.0)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

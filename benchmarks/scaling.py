@@ -31,7 +31,7 @@ from functools import partial
 from pathlib import Path
 
 from contenders import RunningServer, zenserve_contender
-from latency import bench_context
+from latency import bench_context, parse_event_loop_arguments
 from other_work import OtherWork
 from profile_tools import measure_cpu
 from reference import build_reference, run_reference_load
@@ -154,24 +154,11 @@ def report(points: dict[tuple[str, int], Point], names: Sequence[str],
 
 
 def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--quick", action="store_true",
-                        help="1 round of 2 s per point; marked provisional")
-    parser.add_argument("--rounds", type=int, help="rounds (default 3)")
-    parser.add_argument("--seconds", type=float, help="length of each run (default 3)")
-    parser.add_argument("--arch", action="append", default=[], metavar="NAME",
-                        help="architecture (repeatable; default: every event loop)")
-    parser.add_argument("--no-record", action="store_true",
-                        help="print the table only; leave RESULTS.md alone")
-    args = parser.parse_args(argv)
-    args.rounds = args.rounds or (1 if args.quick else 3)
-    args.seconds = args.seconds or (2.0 if args.quick else 3.0)
-    args.provisional = "--quick run" if args.quick else None
-    args.no_record = args.no_record or bool(args.arch)
-    unknown = [name for name in args.arch if name not in ARCHITECTURES]
-    if unknown:
-        parser.error(f"unknown architecture(s): {', '.join(unknown)}")
-    return args
+    return parse_event_loop_arguments(
+        argv, __doc__.splitlines()[0] if __doc__ else None,
+        quick_help="1 round of 2 s per point; marked provisional",
+        rounds_help="rounds (default 3)",
+        seconds_help="length of each run (default 3)", full_seconds=3.0)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
