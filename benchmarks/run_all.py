@@ -27,6 +27,8 @@ BENCHMARKS = {
                            "(issue 7 target 1 evidence)",
     "metrics_cost.py": "zenserve with and without --metrics-port (scraped every second), "
                        "alone and under --workers 2 (issue 3: metrics must cost little)",
+    "deploy_cost.py": "what the deployment supervisor costs, and what clients see while it "
+                      "switches releases (blue-green every half second)",
     "bench_vs_reference.py": "zenserve bench vs the C reference load generator "
                              "(issue 4, issue 7 target 3)",
     "fastest.py": "issue 7 target 1: the fastest setups vs the C reference, like with like",
