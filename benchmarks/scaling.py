@@ -12,9 +12,9 @@ bench` (library API; its ``saturated`` says whether it was the bottleneck) and
 the C reference load generator (a fraction of bench's CPU per request, which on
 a 2-core machine leaves more of the machine to the server). The C-driven runs
 also charge the server's CPU time to its requests: the cpu cost burns 100 µs
-of wall time, so a figure well under 100 µs means workers were descheduled
-mid-burn, and the rate flatters the server. Results go to stdout and to their
-own section of benchmarks/RESULTS.md.
+of the serving thread's CPU time (not wall time, so contention cannot make it
+cheaper), and what the figure shows beyond 100 µs is the cost of serving.
+Results go to stdout and to their own section of benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -140,7 +140,7 @@ def report(points: dict[tuple[str, int], Point], names: Sequence[str],
               f"({args.seconds:g} s); {args.rounds} round(s); rates are medians, ratios the "
               "median of each round's 2-worker over 1-worker rate",
               f"- server CPU µs/req: from the C-driven runs; the cost burns {COST_US:.0f} µs of "
-              "wall time, so less than that means a worker was descheduled mid-burn", "",
+              "the serving thread's CPU time, the rest is the cost of serving", "",
               "| architecture | bench, 1 worker | bench, 2 workers | C load, 1 worker | "
               "C load, 2 workers | × by bench | × by C load | server CPU µs/req (1 / 2) | "
               "bench saturated | ≥ 1.6× by bench |",

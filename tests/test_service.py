@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
@@ -96,6 +97,31 @@ def test_block_cost_takes_at_least_its_time() -> None:
     started = time.perf_counter()
     service.answer(b"Beautiful is better than?")
     assert time.perf_counter() - started >= 0.02
+
+
+def test_cpu_cost_is_cpu_time_even_when_other_threads_take_the_gil() -> None:
+    # Three threads spinning for the GIL leave the burning thread about a quarter
+    # of the wall time: a cost burnt by the wall clock would use ~5 ms of CPU here.
+    cost = Cost(0.02, CostKind.CPU)
+    stop = threading.Event()
+    deadline = time.monotonic() + 10.0  # bounded even if the test body fails
+
+    def spin() -> None:
+        while not stop.is_set() and time.monotonic() < deadline:
+            sum(range(100))
+
+    rivals = [threading.Thread(target=spin) for _ in range(3)]
+    try:
+        for rival in rivals:
+            rival.start()
+        started = time.thread_time()
+        cost.spend()
+        used = time.thread_time() - started
+    finally:
+        stop.set()
+        for rival in rivals:
+            rival.join(timeout=15)
+    assert used >= cost.seconds
 
 
 def test_io_cost_is_exposed_for_event_loops() -> None:

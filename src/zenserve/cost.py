@@ -53,10 +53,14 @@ class Cost:
 
 
 def burn_cpu(seconds: float) -> None:
-    """Busy-work for ``seconds`` of wall time, holding the GIL between checks."""
-    deadline = time.perf_counter() + seconds
+    """Busy-work until this thread has used ``seconds`` of CPU time (GIL held between checks)."""
+    # Thread CPU time, not wall time: a thread descheduled mid-burn (another
+    # process on the core, another thread holding the GIL) would otherwise
+    # finish its "100 us of CPU" having done less work, and a busy machine would
+    # make the cost cheaper. thread_time() advances only while this thread runs.
+    deadline = time.thread_time() + seconds
     total = 0
-    while time.perf_counter() < deadline:
+    while time.thread_time() < deadline:
         for value in range(200):
             total += value * value
 
