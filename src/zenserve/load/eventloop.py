@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from zenserve.errors import ZenserveError
+from zenserve.loops import is_uvloop, new_uvloop
 
 EVENT_LOOPS = ("auto", "uvloop", "asyncio")
 
@@ -16,15 +17,13 @@ def new_event_loop(kind: str = "auto") -> asyncio.AbstractEventLoop:
     if kind == "asyncio":
         return asyncio.new_event_loop()
     try:
-        import uvloop
+        return new_uvloop()
     except ImportError:
         if kind == "uvloop":
             raise ZenserveError("uvloop is not installed (pip install 'zenserve[fast]')") from None
         return asyncio.new_event_loop()
-    loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
-    return loop
 
 
 def loop_name(loop: asyncio.AbstractEventLoop) -> str:
     """``uvloop`` or ``asyncio``: which kind of loop this is."""
-    return "uvloop" if type(loop).__module__.startswith("uvloop") else "asyncio"
+    return "uvloop" if is_uvloop(loop) else "asyncio"

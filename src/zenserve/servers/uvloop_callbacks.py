@@ -1,9 +1,9 @@
 """The callback server (listing 7-7's protocol) on uvloop, libuv's event loop for asyncio.
 
-This is the one file of zenserve that imports uvloop: the protocol, the
-accepting, the sweep and the shutdown are asyncio-callbacks' own, only the
-loop differs. Importing this module without uvloop installed fails, and the
-registry turns that into a one-line error.
+The protocol, the accepting, the sweep and the shutdown are asyncio-callbacks'
+own, only the loop differs (it comes from ``zenserve.loops``, the one module
+that imports uvloop). Importing this module without uvloop installed fails,
+and the registry turns that into a one-line error.
 
 Accepting stays asyncio-callbacks' own (``aio``) rather than uvloop's
 ``create_server``: out of descriptors, libuv accepts every queued connection
@@ -16,9 +16,11 @@ from __future__ import annotations
 import asyncio
 import socket
 
-import uvloop
-
+from zenserve.loops import new_uvloop, require_uvloop
 from zenserve.servers import asyncio_callbacks
+
+# Fail at import, not at serve time: the registry reports the missing package in one line.
+require_uvloop()
 
 
 class Server(asyncio_callbacks.Server):
@@ -26,7 +28,7 @@ class Server(asyncio_callbacks.Server):
 
     @staticmethod
     def new_event_loop() -> asyncio.AbstractEventLoop:
-        return uvloop.new_event_loop()
+        return new_uvloop()
 
     async def prepare(self) -> None:
         """Build one stream now, so that libuv opens its reserve descriptor before any client.
