@@ -113,6 +113,17 @@ def test_zenserve_metrics_give_requests_and_server_side_failures() -> None:
             'zenserve_requests_total{outcome="too_long"} 1.0\n'
             'zenserve_requests_total{outcome="busy"} 2.0\n'
             'zenserve_requests_total{outcome="internal_error"} 3.0\n'
+            'zenserve_requests_total{outcome="fault"} 4.0\n'
             'zenserve_bytes_sent_total 1.2e+04\n')
-    assert parse_requests(text) == (131, 5)
+    assert parse_requests(text) == (135, 9)
     assert parse_requests("zenserve_bytes_sent_total 10.0\n") is None
+
+
+def test_a_worker_reports_faults_internal_errors_and_busy_as_failures() -> None:
+    from zenserve.deploy.worker import answers_and_failures
+    from zenserve.stats import Stats
+
+    stats = Stats()
+    stats.answered, stats.unknown, stats.too_long = 100, 5, 1
+    stats.faults, stats.internal_errors, stats.busy = 4, 3, 2
+    assert answers_and_failures(stats) == (115, 9)

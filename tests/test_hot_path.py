@@ -7,7 +7,7 @@ import pytest
 from zenserve.config import Limits
 from zenserve.conversation import Conversation
 from zenserve.cost import Cost, CostKind
-from zenserve.protocol import ERROR_TOO_LONG, ERROR_UNKNOWN
+from zenserve.protocol import ERROR_FAULT, ERROR_TOO_LONG, ERROR_UNKNOWN
 from zenserve.service import Service
 from zenserve.stats import Stats
 
@@ -73,3 +73,19 @@ def test_no_ready_answer_once_the_stream_is_dead() -> None:
     assert conversation.closing
     assert conversation.receive(QUESTION) == b""
     assert stats.answered == 0 and stats.too_long == 1
+
+
+def test_injected_faults_are_counted_apart_from_answers() -> None:
+    conversation, stats = _conversation(Service(fault_rate=1.0))
+    assert conversation.receive(QUESTION) == ERROR_FAULT
+    assert conversation.receive(QUESTION + QUESTION) == ERROR_FAULT * 2
+    assert conversation.answer_all(conversation.frame(QUESTION)) == ERROR_FAULT
+    assert (stats.faults, stats.answered, stats.unknown, stats.internal_errors) == (4, 0, 0, 0)
+
+
+def test_with_some_faults_every_request_is_counted_once() -> None:
+    conversation, stats = _conversation(Service(fault_rate=0.5))
+    replies = [conversation.receive(QUESTION) for _ in range(200)]
+    assert stats.faults == replies.count(ERROR_FAULT) > 0
+    assert stats.answered == replies.count(ANSWER) > 0
+    assert stats.faults + stats.answered == 200

@@ -16,6 +16,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.helpers import connect, read_answers, read_until_closed, wait_for
+from zenserve.metrics import StatsCollector
 from zenserve.process import ServerProcess
 from zenserve.protocol import ERROR_TOO_LONG, ERROR_UNKNOWN
 from zenserve.servers import ARCHITECTURES
@@ -87,6 +88,7 @@ def make_traffic(port: int, overlap: bool) -> Samples:
         key("zenserve_requests_total", outcome="too_long"): 1,
         key("zenserve_requests_total", outcome="busy"): 0,
         key("zenserve_requests_total", outcome="internal_error"): 0,
+        key("zenserve_requests_total", outcome="fault"): 0,
         key("zenserve_bytes_received_total"): sent,
         key("zenserve_bytes_sent_total"): received,
     }
@@ -176,3 +178,14 @@ def test_a_retired_row_keeps_its_counters_but_not_its_gauge() -> None:
             10, 100, 3)
     finally:
         table.close()
+
+
+def test_injected_faults_are_their_own_outcome() -> None:
+    stats = Stats()
+    stats.answered, stats.faults, stats.internal_errors = 7, 3, 1
+    collector = StatsCollector(stats.snapshot, {"architecture": "test"})
+    requests = {sample.labels["outcome"]: sample.value
+                for family in collector.collect() if family.name == "zenserve_requests"
+                for sample in family.samples}
+    assert requests == {"answered": 7, "unknown": 0, "too_long": 0, "busy": 0,
+                        "internal_error": 1, "fault": 3}

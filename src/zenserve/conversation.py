@@ -9,7 +9,13 @@ from __future__ import annotations
 import logging
 
 from zenserve.config import Limits
-from zenserve.protocol import ERROR_INTERNAL, ERROR_TOO_LONG, ERROR_UNKNOWN, request_framer
+from zenserve.protocol import (
+    ERROR_FAULT,
+    ERROR_INTERNAL,
+    ERROR_TOO_LONG,
+    ERROR_UNKNOWN,
+    request_framer,
+)
 from zenserve.service import Service
 from zenserve.stats import Stats
 
@@ -25,8 +31,8 @@ class Conversation:
     attribute, read by every event loop after every read).
     """
 
-    __slots__ = ("_answer", "_framer", "_ready", "_service", "_stats", "closing", "mid_request",
-                 "peer")
+    __slots__ = ("_answer", "_count", "_framer", "_ready", "_service", "_stats", "closing",
+                 "mid_request", "peer")
 
     def __init__(self, service: Service, stats: Stats, limits: Limits, peer: str) -> None:
         self._framer = request_framer(limits.max_request_bytes)
@@ -34,6 +40,8 @@ class Conversation:
         self._answer = service.answer
         self._ready = service.ready_answers(limits.max_request_bytes)  # shared, not copied
         self._stats = stats
+        # Only a service that injects faults pays for telling them apart.
+        self._count = self._count_fault_apart if service.fault_rate > 0.0 else self._count_answer
         self.peer = peer
         self.closing = False
         self.mid_request = False
@@ -90,7 +98,7 @@ class Conversation:
         else:
             log.info("Client %s closed socket normally", self.peer)
 
-    def _count(self, answer: bytes) -> bytes:
+    def _count_answer(self, answer: bytes) -> bytes:
         stats = self._stats
         if answer == ERROR_UNKNOWN:
             stats.unknown += 1
@@ -99,6 +107,12 @@ class Conversation:
         else:
             stats.answered += 1
         return answer
+
+    def _count_fault_apart(self, answer: bytes) -> bytes:
+        if answer is ERROR_FAULT:
+            self._stats.faults += 1
+            return answer
+        return self._count_answer(answer)
 
     def _finish(self, reply: bytes) -> bytes:
         if self._framer.overflowed and not self.closing:

@@ -39,6 +39,7 @@ OUTCOMES = (
     ("too_long", "too_long"),
     ("busy", "busy"),
     ("internal_error", "internal_errors"),
+    ("fault", "faults"),
 )
 
 

@@ -18,6 +18,7 @@ class Stats:
         "connections_active",
         "connections_denied",
         "connections_opened",
+        "faults",
         "internal_errors",
         "too_long",
         "unknown",
@@ -32,6 +33,7 @@ class Stats:
         self.too_long = 0
         self.busy = 0
         self.internal_errors = 0
+        self.faults = 0  # injected by the service's fault rate (answered with ERROR_FAULT)
         self.bytes_in = 0
         self.bytes_out = 0
 

@@ -10,8 +10,8 @@ ready when its health check (which asks a real question) says UP; each
 session it served is a sample, and a connection error, response error or
 server abort is a failure. When the release lists each server's zenserve
 metrics URL, the instances' own counts are used instead of sessions: requests
-answered, and requests that ended in an internal error or "server busy" as
-failures (HAProxy's connection errors still count). HAProxy reports no
+answered, and requests that ended in an injected fault, an internal error or
+"server busy" as failures (HAProxy's connection errors still count). HAProxy reports no
 latency percentiles, so ``max_p99`` is not judged here.
 """
 

@@ -2,7 +2,8 @@
 
 Through HAProxy the analysis sees what HAProxy sees; an instance that also
 serves metrics says how many requests it answered and how many ended in a
-server-side error (an internal error of the service, or "server busy").
+server-side error (an injected fault, an internal error of the service, or
+"server busy").
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import urllib.request
 _REQUESTS = re.compile(r'^zenserve_requests_total\{outcome="(\w+)"\} ([0-9.eE+]+)$', re.M)
 # Outcomes that are the server's failure, not the client's (an unknown
 # question or an over-long one is the client's).
-FAILED_OUTCOMES = frozenset({"internal_error", "busy"})
+FAILED_OUTCOMES = frozenset({"fault", "internal_error", "busy"})
 
 
 def parse_requests(text: str) -> tuple[int, int] | None:

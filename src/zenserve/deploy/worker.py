@@ -30,10 +30,9 @@ from zenserve.deploy.listener import RoutedListener
 from zenserve.deploy.release import table_digest
 from zenserve.deploy.spec import spec_from_json
 from zenserve.errors import ZenserveError
-from zenserve.protocol import ERROR_FAULT
 from zenserve.servers import server_class
 from zenserve.servers.base import ServeContext, Server, Waker
-from zenserve.service import Handler, Service, import_handler, load_table
+from zenserve.service import Service, import_handler, load_table
 from zenserve.stats import Stats
 
 log = logging.getLogger("zenserve.deploy.worker")
@@ -45,40 +44,14 @@ REPORT_SECONDS = 0.1
 CONTROL_JOIN_SECONDS = 5.0
 
 
-class Faults:
-    """Injected faults answered; every other count comes from the worker's ``Stats``."""
-
-    __slots__ = ("count",)
-
-    def __init__(self) -> None:
-        self.count = 0
-
-
-def counting_faults(lookup: Handler, faults: Faults) -> Handler:
-    """Wrap a faulty service's lookup so that every injected fault is counted.
-
-    Only a service with a fault rate is wrapped, and such a service always
-    answers through its lookup: a healthy service keeps its fast path.
-    """
-
-    def lookup_counting_faults(question: bytes) -> bytes:
-        answer = lookup(question)
-        if answer is ERROR_FAULT:
-            faults.count += 1
-        return answer
-
-    return lookup_counting_faults
-
-
-def answers_and_failures(stats: Stats, faults: Faults) -> tuple[int, int]:
+def answers_and_failures(stats: Stats) -> tuple[int, int]:
     """What the canary analysis judges: every reply, and those that are the server's fault.
 
     An injected fault, an internal error and "server busy" are failures; an
     unknown or over-long question is the client's doing and counts as answered.
     """
-    failures = faults.count + stats.internal_errors + stats.busy
-    return stats.answered + stats.unknown + stats.too_long + stats.internal_errors + \
-        stats.busy, failures
+    failures = stats.faults + stats.internal_errors + stats.busy
+    return stats.answered + stats.unknown + stats.too_long + failures, failures
 
 
 def build_service(config: ServiceConfig, expected_digest: str = "") -> Service:
@@ -93,16 +66,6 @@ def build_service(config: ServiceConfig, expected_digest: str = "") -> Service:
                             "roll it out again as a new release")
     handler = import_handler(config.callable_spec) if config.callable_spec else None
     return Service(table=table, handler=handler, cost=config.cost, fault_rate=config.fault_rate)
-
-
-def counted_service(config: ServiceConfig, faults: Faults, expected_digest: str = "") -> Service:
-    """The service clients get; with a fault rate, every injected fault counted."""
-    service = build_service(config, expected_digest)
-    if config.fault_rate > 0:
-        service.lookup = counting_faults(service.lookup, faults)
-        if service.cost.is_free:
-            service.answer = service.lookup  # else answer() spends the cost, then calls lookup
-    return service
 
 
 @dataclass(frozen=True)
@@ -130,11 +93,9 @@ class Worker:
                  expected_digest: str = "") -> None:
         control.settimeout(5.0)  # a handoff or report never blocks a worker for long
         self.state = WorkerState(control)
-        self.faults = Faults()
         self.listener = RoutedListener(self.state, connection_fd)
         probe_service = build_service(replace(config.service, fault_rate=0.0))
-        self.context = WorkerContext(config, counted_service(config.service, self.faults,
-                                                             expected_digest),
+        self.context = WorkerContext(config, build_service(config.service, expected_digest),
                                      state=self.state, probe_service=probe_service)
         self.server: Server = server_class(config.architecture)(self.listener, self.context)
         self._stopping = False
@@ -230,7 +191,7 @@ class Worker:
 
     def _report(self) -> bool:
         stats = self.context.stats
-        answers, failures = answers_and_failures(stats, self.faults)
+        answers, failures = answers_and_failures(stats)
         try:
             channel.send_message(self.state.control, {
                 "type": "report", "answers": answers, "failures": failures,
