@@ -42,7 +42,8 @@ from contenders import (
 )
 from race import Entrant, RaceSettings, run_race
 from reference import build_reference
-from results_file import busy_machine_note, command_line, machine_lines, update_section
+from results_file import busy_machine_note, run_and_record, runs_without_a_rate, section_start
+from script_options import RunLength, parse_race_arguments
 
 from zenserve.book import write_listings
 from zenserve.errors import ZenserveError
@@ -150,34 +151,14 @@ def started(contenders: Sequence[Contender]) -> Iterator[list[Entrant]]:
 
 
 def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--quick", action="store_true",
-                        help="1 round of 1 s per point; the table is marked provisional")
-    parser.add_argument("--rounds", type=int, help="runs per point, median taken (default 3)")
-    parser.add_argument("--seconds", type=float, help="length of each run (default 2)")
-    parser.add_argument("--arch", action="append", default=[], metavar="NAME",
-                        help="only this architecture (repeatable; default: all registered); "
-                             "implies --no-record")
-    parser.add_argument("--connections", type=int, nargs="+", default=list(CONNECTION_COUNTS),
-                        metavar="N", help="connection counts (default 1 10 100); "
-                                          "other than the default implies --no-record")
-    parser.add_argument("--provisional", metavar="WHY",
-                        help="mark the recorded table provisional, saying why")
-    parser.add_argument("--no-record", action="store_true",
-                        help="print the table only; leave RESULTS.md alone")
-    args = parser.parse_args(argv)
-    # A partial run must not replace the full table someone else recorded.
-    args.no_record = (args.no_record or bool(args.arch)
-                      or tuple(args.connections) != CONNECTION_COUNTS)
-    args.rounds = args.rounds or (1 if args.quick else 3)
-    args.seconds = args.seconds or (1.0 if args.quick else 2.0)
-    if args.quick and not args.provisional:
-        args.provisional = "--quick run (1 round of 1 s per point)"
-    unknown = [name for name in args.arch if name not in ARCHITECTURES]
-    if unknown:
-        parser.error(f"unknown architecture(s) {', '.join(unknown)}; "
-                     f"registered: {', '.join(ARCHITECTURES)}")
-    return args
+    def provisional_option(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--provisional", metavar="WHY",
+                            help="mark the recorded table provisional, saying why")
+
+    return parse_race_arguments(
+        argv, __doc__.splitlines()[0] if __doc__ else None, quick=RunLength(1, 1.0),
+        full=RunLength(3, 2.0), arch_default="all registered", connections=CONNECTION_COUNTS,
+        extend=provisional_option)
 
 
 def race_all(names: Sequence[str], settings: RaceSettings,
@@ -203,16 +184,13 @@ def race_all(names: Sequence[str], settings: RaceSettings,
 def report(groups: Sequence[GroupResult], args: argparse.Namespace,
            features: ServeFeatures) -> str:
     """The markdown section: heading, provenance, table, verdicts and notes."""
-    lines = ["## Architectures vs the book's listings and the C reference", ""]
-    reasons = [reason for reason in (args.provisional, busy_machine_note()) if reason]
-    if reasons:
-        lines += [f"**PROVISIONAL: {'; '.join(reasons)}. Not final numbers.** The full run: "
-                  "`make bench` (3 rounds × 2 s per point, about 20 minutes) on a quiet machine.",
-                  ""]
     make_target = {(): " (or `make bench`)", ("--quick",): " (or `make bench-quick`)"}
-    lines += [f"- command: `{command_line()}`{make_target.get(tuple(sys.argv[1:]), '')}",
-              *machine_lines(),
-              f"- each point: median of {args.rounds} run(s) of {args.seconds:g} s by the C "
+    lines = section_start(
+        "## Architectures vs the book's listings and the C reference",
+        (args.provisional, busy_machine_note()), "Not final numbers. The full run: `make bench` "
+        "(3 rounds × 2 s per point, about 20 minutes) on a quiet machine.",
+        make_target.get(tuple(sys.argv[1:]), ""))
+    lines += [f"- each point: median of {args.rounds} run(s) of {args.seconds:g} s by the C "
               "reference load generator (zen_ref_load.c, cc -O2), contenders interleaved",
               "- zenserve: default limits, metrics "
               + ("on (`--metrics-port 0`)" if features.metrics else "not available yet")
@@ -234,9 +212,7 @@ def report(groups: Sequence[GroupResult], args: argparse.Namespace,
         concurrency = ARCHITECTURES[group.architecture].concurrency
         if concurrency in CONCURRENCY_NOTES:
             lines.append(f"  - {CONCURRENCY_NOTES[concurrency]}")
-    notes = failure_notes(groups, args.connections)
-    if notes:
-        lines += ["", "Runs without a rate:", "", *notes]
+    lines += runs_without_a_rate(failure_notes(groups, args.connections))
     return "\n".join(lines) + "\n"
 
 
@@ -245,16 +221,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     names = args.arch or list(ARCHITECTURES)
     settings = RaceSettings(tuple(args.connections), args.rounds, args.seconds)
     features = ServeFeatures.probe()
-    try:
-        groups = race_all(names, settings, features)
-    except ZenserveError as error:
-        print(f"architectures benchmark: {error}", file=sys.stderr)
-        return 1
-    text = report(groups, args, features)
-    print(text)
-    if not args.no_record:
-        update_section(SECTION, text)
-    return 0
+    return run_and_record("architectures benchmark", SECTION, not args.no_record,
+                          lambda: report(race_all(names, settings, features), args, features))
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ The table goes to stdout and to its own section of benchmarks/RESULTS.md.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import subprocess
 import sys
@@ -29,12 +28,13 @@ from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-from results_file import busy_machine_note, command_line, machine_lines, update_section
+from other_work import OtherWork
+from results_file import run_and_record, section_start
+from script_options import RunLength, parse_one_architecture_arguments
 
 from zenserve.deploy.control import ControlClient
 from zenserve.load import BenchOptions, BenchResult, run
 from zenserve.process import ServerProcess
-from zenserve.servers import ARCHITECTURES
 
 SECTION = "deploy-cost"
 CONNECTIONS = 10
@@ -129,30 +129,22 @@ def table(results: dict[tuple[str, bool], list[BenchResult]]) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--quick", action="store_true", help="1 round of 1.5 s, provisional")
-    parser.add_argument("--arch", default="epoll", choices=list(ARCHITECTURES))
-    parser.add_argument("--no-record", action="store_true", help="leave RESULTS.md alone")
-    args = parser.parse_args(argv)
-    rounds, seconds = (1, 1.5) if args.quick else (3, 3.0)
-    results, switches = race(args.arch, rounds, seconds)
-    lines = [f"## What deployment costs ({args.arch}, 2 workers)", ""]
-    if args.quick:
-        lines += ["**PROVISIONAL: --quick run (1 round of 1.5 s per point). Not final numbers.**",
-                  ""]
-    busy = busy_machine_note()
-    if busy:
-        lines += [f"**PROVISIONAL: {busy}.**", ""]
-    lines += [f"- command: `{command_line()}`", *machine_lines(),
-              f"- each point: median of {rounds} run(s) of {seconds:g} s by `zenserve bench` "
-              f"({CONNECTIONS} connections, closed loop), setups in turn; {switches} blue-green "
-              f"switches during the switching runs (one every {SWITCH_EVERY_SECONDS:g} s)",
-              "", *table(results)]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if not args.no_record:
-        update_section(SECTION, text)
-    return 0
+    args = parse_one_architecture_arguments(
+        argv, __doc__.splitlines()[0] if __doc__ else None, quick=RunLength(1, 1.5),
+        full=RunLength(3, 3.0))
+
+    def produce() -> str:
+        with OtherWork() as other:
+            results, switches = race(args.arch, args.rounds, args.seconds)
+        lines = section_start(f"## What deployment costs ({args.arch}, 2 workers)",
+                              (args.provisional, other.note()))
+        lines += [f"- each point: median of {args.rounds} run(s) of {args.seconds:g} s by "
+                  f"`zenserve bench` ({CONNECTIONS} connections, closed loop), setups in turn; "
+                  f"{switches} blue-green switches during the switching runs (one every "
+                  f"{SWITCH_EVERY_SECONDS:g} s)", "", *table(results)]
+        return "\n".join(lines) + "\n"
+
+    return run_and_record("deploy_cost", SECTION, not args.no_record, produce)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -30,10 +29,10 @@ from pathlib import Path
 from contenders import Contender, RunningServer, c_reference_contender, zenserve_contender
 from other_work import OtherWork
 from profile_tools import CpuProfile, measure_cpu
+from race import interleaved, median_present
 from reference import build_reference, run_reference_load
-from results_file import command_line, machine_lines, update_section
-
-from zenserve.errors import ZenserveError
+from results_file import run_and_record, runs_without_a_rate, section_start
+from script_options import RunLength, parse_race_arguments
 
 SECTION = "fastest"
 CANDIDATES = ("uvloop", "epoll", "poll", "asyncio-callbacks")
@@ -55,30 +54,26 @@ class Samples:
 
     @property
     def rate(self) -> float | None:
-        return _median([run.rate for run in self.clean() if run.rate])
+        return median_present(run.rate for run in self.clean())
 
     @property
     def server_us(self) -> float | None:
-        return _median([run.user_us + run.system_us for run in self.clean()])
+        return median_present(run.user_us + run.system_us for run in self.clean())
 
     @property
     def load_us(self) -> float | None:
-        return _median([run.load_us for run in self.clean()])
+        return median_present(run.load_us for run in self.clean())
 
     @property
     def busiest_share(self) -> float | None:
-        return _median([run.busiest_share for run in self.clean()])
+        return median_present(run.busiest_share for run in self.clean())
 
     def ratio_to(self, other: Samples) -> float | None:
         """The median over rounds of this rate over ``other``'s in the same round."""
-        return _median([mine.rate / theirs.rate
-                        for mine, theirs in zip(self.runs, other.runs, strict=True)
-                        if mine is not None and theirs is not None
-                        and mine.rate and theirs.rate])
-
-
-def _median(values: Sequence[float]) -> float | None:
-    return statistics.median(values) if values else None
+        return median_present(mine.rate / theirs.rate
+                              for mine, theirs in zip(self.runs, other.runs, strict=True)
+                              if mine is not None and theirs is not None
+                              and mine.rate and theirs.rate)
 
 
 def ceiling(server_us: float, load_us: float, processes: int, cores: int) -> float:
@@ -118,19 +113,16 @@ def race(contenders: Sequence[Contender], load: Path, counts: Sequence[int], rou
         running = [(label_of(c), stack.enter_context(RunningServer(c))) for c in contenders]
         for _, server in running:  # warm every server up once before timing anything
             run_reference_load(load, server.port, 10, min(seconds, 1.0))
-        for round_number in range(rounds):
-            shift = round_number % len(running)
-            for count in counts:
-                for label, server in running[shift:] + running[:shift]:
-                    drive = partial(run_reference_load, load, server.port, count, seconds)
-                    profile = measure_cpu(server.process.pid, drive, seconds)
-                    point = samples[label, count]
-                    point.runs.append(profile if profile.rate else None)
-                    if not profile.rate:
-                        point.failures.append(profile.failure)
-                    shown = f"{profile.rate:,.0f} req/s" if profile.rate else profile.failure
-                    print(f"  round {round_number + 1}, {count:>3} conns, {label}: {shown}",
-                          file=sys.stderr, flush=True)
+        for round_number, count, (label, server) in interleaved(running, counts, rounds):
+            drive = partial(run_reference_load, load, server.port, count, seconds)
+            profile = measure_cpu(server.process.pid, drive, seconds)
+            point = samples[label, count]
+            point.runs.append(profile if profile.rate else None)
+            if not profile.rate:
+                point.failures.append(profile.failure)
+            shown = f"{profile.rate:,.0f} req/s" if profile.rate else profile.failure
+            print(f"  round {round_number + 1}, {count:>3} conns, {label}: {shown}",
+                  file=sys.stderr, flush=True)
     return samples
 
 
@@ -206,13 +198,11 @@ def yardstick_label(processes: int) -> str:
 
 def report(samples: dict[tuple[str, int], Samples], labels: Sequence[str],
            args: argparse.Namespace, cores: int, other: OtherWork) -> str:
-    lines = ["## Issue 7 target 1: the fastest setups vs the C reference (fastest.py)", ""]
-    reasons = [reason for reason in (args.provisional, other.note()) if reason]
-    if reasons:
-        lines += [f"**PROVISIONAL: {'; '.join(reasons)}.** Rates swing with other work; the "
-                  "CPU columns move far less. Rerun on a quiet machine.", ""]
-    lines += [f"- command: `{command_line()}`", *machine_lines(),
-              f"- each point: the median of {args.rounds} runs of {args.seconds:g} s by the C "
+    lines = section_start(
+        "## Issue 7 target 1: the fastest setups vs the C reference (fastest.py)",
+        (args.provisional, other.note()), "Rates swing with other work; the CPU columns move "
+        "far less. Rerun on a quiet machine.")
+    lines += [f"- each point: the median of {args.rounds} runs of {args.seconds:g} s by the C "
               "reference load generator, every setup once per round in a rotating order",
               "- zenserve: default limits, metrics on (`--metrics-port 0`)",
               "- × C: the median over rounds of the rate over the one-process C server's in the "
@@ -228,52 +218,30 @@ def report(samples: dict[tuple[str, int], Samples], labels: Sequence[str],
     lines += verdicts(samples, labels, args.connections, cores)
     failed = [f"- {label} at {count}: {', '.join(sorted(set(point.failures)))}"
               for (label, count), point in samples.items() if point.failures]
-    if failed:
-        lines += ["", "Runs without a rate:", "", *failed]
-    return "\n".join(lines) + "\n"
+    return "\n".join([*lines, *runs_without_a_rate(failed)]) + "\n"
 
 
 def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--quick", action="store_true",
-                        help="2 rounds of 1 s per point; marked provisional")
-    parser.add_argument("--rounds", type=int, help="runs per point (default 5)")
-    parser.add_argument("--seconds", type=float, help="length of each run (default 2)")
-    parser.add_argument("--arch", action="append", default=[], metavar="NAME",
-                        help=f"candidate architecture (repeatable; default: "
-                             f"{' '.join(CANDIDATES)})")
-    parser.add_argument("--connections", type=int, nargs="+", default=list(CONNECTION_COUNTS),
-                        metavar="N", help="connection counts (default 10 100)")
-    parser.add_argument("--no-record", action="store_true",
-                        help="print the table only; leave RESULTS.md alone")
-    args = parser.parse_args(argv)
-    args.rounds = args.rounds or (2 if args.quick else 5)
-    args.seconds = args.seconds or (1.0 if args.quick else 2.0)
-    args.provisional = "--quick run (2 rounds of 1 s per point)" if args.quick else None
-    # A partial run must not replace the full table.
-    args.no_record = (args.no_record or bool(args.arch)
-                      or tuple(args.connections) != CONNECTION_COUNTS)
-    return args
+    return parse_race_arguments(
+        argv, __doc__.splitlines()[0] if __doc__ else None, quick=RunLength(2, 1.0),
+        full=RunLength(5, 2.0), arch_default=" ".join(CANDIDATES),
+        connections=CONNECTION_COUNTS)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_arguments(argv)
     cores = len(os.sched_getaffinity(0))
-    try:
+
+    def produce() -> str:
         with tempfile.TemporaryDirectory(prefix="zenserve-fastest-") as scratch:
             tools = build_reference(Path(scratch))
             contenders = setups(args.arch or CANDIDATES, tools.server)
             with OtherWork() as other:
                 samples = race(contenders, tools.load, args.connections, args.rounds,
                                args.seconds)
-    except ZenserveError as error:
-        print(f"fastest: {error}", file=sys.stderr)
-        return 1
-    text = report(samples, [label_of(c) for c in contenders], args, cores, other)
-    print(text)
-    if not args.no_record:
-        update_section(SECTION, text)
-    return 0
+        return report(samples, [label_of(c) for c in contenders], args, cores, other)
+
+    return run_and_record("fastest", SECTION, not args.no_record, produce)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ and to its own section of benchmarks/RESULTS.md.
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import statistics
 import sys
 import tempfile
@@ -25,14 +24,16 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench_api import bench_context
 from contenders import RunningServer, zenserve_contender
 from other_work import OtherWork
+from race import median_present
 from reference import build_reference, run_reference_load
-from results_file import command_line, machine_lines, update_section
+from results_file import run_and_record, section_start
+from script_options import RunLength, event_loop_architectures, parse_race_arguments
 
 from zenserve.errors import ZenserveError
 from zenserve.load import BenchOptions, BenchResult, run
-from zenserve.servers import ARCHITECTURES
 
 SECTION = "latency"
 CONNECTIONS = 10
@@ -51,23 +52,13 @@ class Measured:
     failures: list[str] = field(default_factory=list)
 
     def median(self, pick: str) -> float | None:
-        values = [getattr(run.latency, pick) for run in self.runs]
-        return statistics.median(values) if values else None
+        return median_present(getattr(run.latency, pick) for run in self.runs)
 
 
 def peak_rate(load: Path, port: int) -> float | None:
     """The median closed-loop rate of the C load generator at CONNECTIONS."""
-    rates = [result.rate for result in
-             (run_reference_load(load, port, CONNECTIONS, PEAK_SECONDS) for _ in range(PEAK_RUNS))
-             if result.rate]
-    return statistics.median(rates) if rates else None
-
-
-def bench_context() -> multiprocessing.context.ForkServerContext:
-    """Load processes started from a preloaded fork server: milliseconds, not an interpreter."""
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["zenserve.load.worker"])
-    return context
+    return median_present(run_reference_load(load, port, CONNECTIONS, PEAK_SECONDS).rate
+                          for _ in range(PEAK_RUNS))
 
 
 def measure(names: Sequence[str], rounds: int, seconds: float) -> dict[str, Measured]:
@@ -121,14 +112,11 @@ def row(name: str, measured: Measured) -> str:
 
 
 def report(results: dict[str, Measured], args: argparse.Namespace, other: OtherWork) -> str:
-    lines = ["## Issue 7 target 4: latency at half the peak rate (latency.py)", ""]
-    reasons = [reason for reason in (args.provisional, other.note()) if reason]
-    if reasons:
-        lines += [f"**PROVISIONAL: {'; '.join(reasons)}.** A p99 on a shared machine measures "
-                  "the other work's scheduling as much as the server. Rerun on a quiet machine.",
-                  ""]
-    lines += [f"- command: `{command_line()}`", *machine_lines(),
-              f"- peak: median of {PEAK_RUNS} closed-loop runs of {PEAK_SECONDS:g} s by the C "
+    lines = section_start(
+        "## Issue 7 target 4: latency at half the peak rate (latency.py)",
+        (args.provisional, other.note()), "A p99 on a shared machine measures the other work's "
+        "scheduling as much as the server. Rerun on a quiet machine.")
+    lines += [f"- peak: median of {PEAK_RUNS} closed-loop runs of {PEAK_SECONDS:g} s by the C "
               f"reference load generator, {CONNECTIONS} connections, one server process, "
               "default limits, metrics on",
               f"- open loop: `zenserve bench` (library API, one load process) at "
@@ -143,51 +131,22 @@ def report(results: dict[str, Measured], args: argparse.Namespace, other: OtherW
     return "\n".join(lines) + "\n"
 
 
-def parse_event_loop_arguments(argv: Sequence[str] | None, description: str | None,
-                               quick_help: str, rounds_help: str,
-                               seconds_help: str, full_seconds: float) -> argparse.Namespace:
-    """The options shared by the event-loop benchmarks (latency.py, scaling.py)."""
-    parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--quick", action="store_true", help=quick_help)
-    parser.add_argument("--rounds", type=int, help=rounds_help)
-    parser.add_argument("--seconds", type=float, help=seconds_help)
-    parser.add_argument("--arch", action="append", default=[], metavar="NAME",
-                        help="architecture (repeatable; default: every event loop)")
-    parser.add_argument("--no-record", action="store_true",
-                        help="print the table only; leave RESULTS.md alone")
-    args = parser.parse_args(argv)
-    args.rounds = args.rounds or (1 if args.quick else 3)
-    args.seconds = args.seconds or (2.0 if args.quick else full_seconds)
-    args.provisional = "--quick run" if args.quick else None
-    args.no_record = args.no_record or bool(args.arch)
-    unknown = [name for name in args.arch if name not in ARCHITECTURES]
-    if unknown:
-        parser.error(f"unknown architecture(s): {', '.join(unknown)}")
-    return args
-
-
 def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
-    return parse_event_loop_arguments(
-        argv, __doc__.splitlines()[0] if __doc__ else None,
-        quick_help="1 round of 2 s per architecture; marked provisional",
-        rounds_help="open-loop runs per architecture (default 3)",
-        seconds_help="measured length of each run (default 5)", full_seconds=5.0)
+    return parse_race_arguments(
+        argv, __doc__.splitlines()[0] if __doc__ else None, quick=RunLength(1, 2.0),
+        full=RunLength(3, 5.0), arch_default="every event loop", per="per architecture")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_arguments(argv)
-    names = args.arch or [name for name, arch in ARCHITECTURES.items() if arch.event_loop]
-    try:
+    names = args.arch or event_loop_architectures()
+
+    def produce() -> str:
         with OtherWork() as other:
             results = measure(names, args.rounds, args.seconds)
-    except ZenserveError as error:
-        print(f"latency: {error}", file=sys.stderr)
-        return 1
-    text = report(results, args, other)
-    print(text)
-    if not args.no_record:
-        update_section(SECTION, text)
-    return 0
+        return report(results, args, other)
+
+    return run_and_record("latency", SECTION, not args.no_record, produce)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ to stdout and to its own section of benchmarks/RESULTS.md.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 import threading
@@ -24,12 +23,13 @@ from pathlib import Path
 
 import psutil
 from contenders import RunningServer, zenserve_contender
+from other_work import OtherWork
 from race import Entrant, Point, RaceSettings, run_race
 from reference import build_reference
-from results_file import command_line, machine_lines, update_section
+from results_file import run_and_record, section_start
+from script_options import RunLength, parse_one_architecture_arguments
 
 from zenserve.errors import ZenserveError
-from zenserve.servers import ARCHITECTURES
 
 SECTION = "metrics-cost"
 CONNECTION_COUNTS = (10, 100)
@@ -93,30 +93,23 @@ def table(points: dict[tuple[str, int], Point]) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--quick", action="store_true", help="1 round of 1 s, provisional")
-    parser.add_argument("--arch", default="epoll", choices=list(ARCHITECTURES))
-    parser.add_argument("--no-record", action="store_true", help="leave RESULTS.md alone")
-    args = parser.parse_args(argv)
-    rounds, seconds = (1, 1.0) if args.quick else (3, 2.0)
-    try:
-        points, scrapes = race(args.arch, RaceSettings(CONNECTION_COUNTS, rounds, seconds))
-    except ZenserveError as error:
-        print(f"metrics benchmark: {error}", file=sys.stderr)
-        return 1
-    lines = [f"## What metrics cost ({args.arch})", ""]
-    if args.quick:
-        lines += ["**PROVISIONAL: --quick run (1 round of 1 s per point). Not final numbers.**", ""]
-    lines += [f"- command: `{command_line()}`", *machine_lines(),
-              f"- each point: median of {rounds} run(s) of {seconds:g} s by the C reference "
-              "load generator, setups interleaved; × off: against the same setup without "
-              f"metrics; {scrapes} scrapes of /metrics (one per second per setup) during the race",
-              "", *table(points)]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if not args.no_record:
-        update_section(SECTION, text)
-    return 0
+    args = parse_one_architecture_arguments(
+        argv, __doc__.splitlines()[0] if __doc__ else None, quick=RunLength(1, 1.0),
+        full=RunLength(3, 2.0))
+
+    def produce() -> str:
+        with OtherWork() as other:
+            points, scrapes = race(args.arch, RaceSettings(CONNECTION_COUNTS, args.rounds,
+                                                           args.seconds))
+        lines = section_start(f"## What metrics cost ({args.arch})",
+                              (args.provisional, other.note()))
+        lines += [f"- each point: median of {args.rounds} run(s) of {args.seconds:g} s by "
+                  "the C reference load generator, setups interleaved; × off: against the same "
+                  f"setup without metrics; {scrapes} scrapes of /metrics (one per second per "
+                  "setup) during the race", "", *table(points)]
+        return "\n".join(lines) + "\n"
+
+    return run_and_record("metrics benchmark", SECTION, not args.no_record, produce)
 
 
 if __name__ == "__main__":

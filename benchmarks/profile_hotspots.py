@@ -45,7 +45,7 @@ from profile_tools import (
     strace_counting,
 )
 from reference import LoadResult, build_reference, run_reference_load
-from results_file import busy_machine_note, command_line, machine_lines, update_section
+from results_file import busy_machine_note, run_and_record, section_start
 
 from zenserve.errors import ZenserveError
 from zenserve.servers import ARCHITECTURES
@@ -181,16 +181,17 @@ def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_arguments(argv)
+    return run_and_record("profile", SECTION, not args.no_record, lambda: profile_all(args))
+
+
+def profile_all(args: argparse.Namespace) -> str:
+    """Profile every chosen server; the section's text."""
     profiles = []
     # As raced in architectures.py: metrics on, when this checkout has them.
     extra = (*ServeFeatures.probe().serve_arguments,
              *(("--workers", str(args.workers)) if args.workers else ()))
     with tempfile.TemporaryDirectory(prefix="zenserve-profile-") as scratch:
-        try:
-            tools = build_reference(Path(scratch))
-        except ZenserveError as error:
-            print(f"profile: {error}", file=sys.stderr)
-            return 1
+        tools = build_reference(Path(scratch))
         listings = prepare_listings(Path(scratch) / "book")
         workers = f" --workers {args.workers}" if args.workers else ""
         contenders = [c_reference_contender(tools.server, max(1, args.workers))]
@@ -209,10 +210,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                             args.seconds))
             except (ZenserveError, RuntimeError) as error:
                 profiles.append(Profile(label, failure=str(error)))
-    busy = busy_machine_note()
-    text = "\n".join(["## Where the time goes (profile_hotspots.py)", "",
-                      *([f"**PROVISIONAL: {busy}.**", ""] if busy else []),
-                      f"- command: `{command_line()}`", *machine_lines(),
+    return "\n".join([*section_start("## Where the time goes (profile_hotspots.py)",
+                                     (busy_machine_note(),), advice=""),
                       f"- {args.connections} connections, {args.seconds:g} s per run, "
                       "driven by the C reference load generator; zenserve with "
                       f"`{' '.join(extra) or 'defaults'}`",
@@ -221,10 +220,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                       "`strace -c -f` (per-connection calls such as accept4 are spread over "
                       "the few requests a traced run completes)", "",
                       *summary_table(profiles), *stack_tables(profiles)]) + "\n"
-    print(text)
-    if not args.no_record:
-        update_section(SECTION, text)
-    return 0
 
 
 if __name__ == "__main__":

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import statistics
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from reference import LoadResult, run_reference_load
+
+T = TypeVar("T")
 
 # A point that timed out once would only time out again (its connects queue):
 # it is not repeated, so that a bounded run stays short.
@@ -42,8 +45,7 @@ class Point:
     @property
     def median(self) -> float | None:
         """The median rate of the successful runs (None if none succeeded)."""
-        rates = self.rates
-        return statistics.median(rates) if rates else None
+        return median_present(self.rates)
 
     @property
     def failures(self) -> list[str]:
@@ -59,6 +61,27 @@ class RaceSettings:
     seconds: float
 
 
+def median_present(values: Iterable[float | None]) -> float | None:
+    """The median of the values measured (None and 0 mean none was); None when there are none."""
+    present = [value for value in values if value]
+    return statistics.median(present) if present else None
+
+
+def interleaved(contenders: Sequence[T], counts: Sequence[int],
+                rounds: int) -> Iterator[tuple[int, int, T]]:
+    """(round, connection count, contender) in the order a race drives them.
+
+    Each round visits every count and, within it, every contender, starting
+    the rotation one place further each round (see the module docstring).
+    """
+    for round_number in range(rounds):
+        shift = round_number % max(1, len(contenders))
+        order = [*contenders[shift:], *contenders[:shift]]
+        for count in counts:
+            for contender in order:
+                yield round_number, count, contender
+
+
 def run_race(group: str, entrants: Sequence[Entrant], settings: RaceSettings,
              load: Path) -> dict[tuple[str, int], Point]:
     """Drive every entrant at every connection count, ``settings.rounds`` times, interleaved."""
@@ -70,18 +93,15 @@ def run_race(group: str, entrants: Sequence[Entrant], settings: RaceSettings,
                 points[entrant.label, count].results.append(
                     LoadResult(None, f"did not start: {entrant.start_failure}"))
     runnable = [entrant for entrant in entrants if entrant.port is not None]
-    for round_number in range(settings.rounds):
-        shift = round_number % max(1, len(runnable))
-        order = runnable[shift:] + runnable[:shift]
-        for count in settings.connection_counts:
-            for entrant in order:
-                point = points[entrant.label, count]
-                if any(TIMED_OUT in failure for failure in point.failures):
-                    continue
-                assert entrant.port is not None
-                result = run_reference_load(load, entrant.port, count, settings.seconds)
-                point.results.append(result)
-                shown = f"{result.rate:,.0f} req/s" if result.rate is not None else result.failure
-                print(f"  [{group}] round {round_number + 1}, {count:>3} conns, "
-                      f"{entrant.label}: {shown}", file=sys.stderr, flush=True)
+    for round_number, count, entrant in interleaved(runnable, settings.connection_counts,
+                                                    settings.rounds):
+        point = points[entrant.label, count]
+        if any(TIMED_OUT in failure for failure in point.failures):
+            continue
+        assert entrant.port is not None
+        result = run_reference_load(load, entrant.port, count, settings.seconds)
+        point.results.append(result)
+        shown = f"{result.rate:,.0f} req/s" if result.rate is not None else result.failure
+        print(f"  [{group}] round {round_number + 1}, {count:>3} conns, "
+              f"{entrant.label}: {shown}", file=sys.stderr, flush=True)
     return points

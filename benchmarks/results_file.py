@@ -13,7 +13,10 @@ import os
 import platform
 import shlex
 import sys
+from collections.abc import Callable, Iterable
 from pathlib import Path
+
+from zenserve.errors import ZenserveError
 
 RESULTS_PATH = Path(__file__).resolve().parent / "RESULTS.md"
 TITLE = "# zenserve benchmark results\n"
@@ -92,3 +95,35 @@ def command_line() -> str:
         except ValueError:
             words.append(str(path))
     return shlex.join([*words, *sys.argv[1:]])
+
+
+def section_start(title: str, reasons: Iterable[str | None], advice: str = "Not final numbers.",
+                  command_note: str = "") -> list[str]:
+    """A section's heading, its PROVISIONAL line (when any reason is given), command and machine."""
+    lines = [title, ""]
+    given = [reason for reason in reasons if reason]
+    if given:
+        lines += [f"**PROVISIONAL: {'; '.join(given)}.** {advice}".rstrip(), ""]
+    return [*lines, f"- command: `{command_line()}`{command_note}", *machine_lines()]
+
+
+def runs_without_a_rate(failures: list[str]) -> list[str]:
+    """The closing list of the runs that failed (nothing when every run had a rate)."""
+    return ["", "Runs without a rate:", "", *failures] if failures else []
+
+
+def run_and_record(script: str, section: str, record: bool, produce: Callable[[], str]) -> int:
+    """Print the section ``produce`` measures and writes; with ``record`` it goes to RESULTS.md too.
+
+    A ZenserveError (a server that would not start, no C compiler...) is one
+    line on stderr and exit status 1, not a traceback.
+    """
+    try:
+        text = produce()
+    except ZenserveError as error:
+        print(f"{script}: {error}", file=sys.stderr)
+        return 1
+    print(text)
+    if record:
+        update_section(section, text)
+    return 0

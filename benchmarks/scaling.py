@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -30,16 +29,17 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
+from bench_api import bench_context
 from contenders import RunningServer, zenserve_contender
-from latency import bench_context, parse_event_loop_arguments
 from other_work import OtherWork
 from profile_tools import measure_cpu
+from race import median_present
 from reference import build_reference, run_reference_load
-from results_file import command_line, machine_lines, update_section
+from results_file import run_and_record, runs_without_a_rate, section_start
+from script_options import RunLength, event_loop_architectures, parse_race_arguments
 
 from zenserve.errors import ZenserveError
 from zenserve.load import BenchOptions, BenchResult, run
-from zenserve.servers import ARCHITECTURES
 
 SECTION = "scaling"
 CONNECTIONS = 10
@@ -62,13 +62,7 @@ class Point:
 
 def ratio(twos: Sequence[float | None], ones: Sequence[float | None]) -> float | None:
     """The median over rounds of the two-worker rate over the one-worker rate of that round."""
-    ratios = [two / one for two, one in zip(twos, ones, strict=True) if two and one]
-    return statistics.median(ratios) if ratios else None
-
-
-def median(values: Sequence[float | None]) -> float | None:
-    present = [value for value in values if value]
-    return statistics.median(present) if present else None
+    return median_present(two / one for two, one in zip(twos, ones, strict=True) if two and one)
 
 
 def drive_once(point: Point, port: int, pid: int, load: Path, seconds: float,
@@ -113,9 +107,9 @@ def row(name: str, points: dict[tuple[str, int], Point]) -> str:
     bench_two = [r.throughput_rps if r else None for r in two.bench]
     by_bench, by_c = ratio(bench_two, bench_one), ratio(two.reference, one.reference)
     saturated = [r for r in (*one.bench, *two.bench) if r is not None and r.saturated]
-    cpu = [f"{median(p.server_us) or 0:.0f}" for p in (one, two)]
+    cpu = [f"{median_present(p.server_us) or 0:.0f}" for p in (one, two)]
     verdict = "—" if by_bench is None else ("met" if by_bench >= TARGET else "MISSED")
-    cells = [name, *(f"{median(values) or 0:,.0f}" for values in
+    cells = [name, *(f"{median_present(values) or 0:,.0f}" for values in
                      (bench_one, bench_two, one.reference, two.reference)),
              "—" if by_bench is None else f"{by_bench:.2f}",
              "—" if by_c is None else f"{by_c:.2f}", " / ".join(cpu),
@@ -126,13 +120,11 @@ def row(name: str, points: dict[tuple[str, int], Point]) -> str:
 
 def report(points: dict[tuple[str, int], Point], names: Sequence[str],
            args: argparse.Namespace, other: OtherWork) -> str:
-    lines = ["## Issue 7 target 6: scaling with a second worker under a cpu cost (scaling.py)", ""]
-    reasons = [reason for reason in (args.provisional, other.note()) if reason]
-    if reasons:
-        lines += [f"**PROVISIONAL: {'; '.join(reasons)}.** Two workers need both cores; other "
-                  "work on the machine takes them away. Rerun on a quiet machine.", ""]
-    lines += [f"- command: `{command_line()}`", *machine_lines(),
-              f"- servers: `zenserve serve --arch A {' '.join(COST)} --workers 1|2`; "
+    lines = section_start(
+        "## Issue 7 target 6: scaling with a second worker under a cpu cost (scaling.py)",
+        (args.provisional, other.note()), "Two workers need both cores; other work on the "
+        "machine takes them away. Rerun on a quiet machine.")
+    lines += [f"- servers: `zenserve serve --arch A {' '.join(COST)} --workers 1|2`; "
               f"{os.cpu_count()} cores in all, shared with the generator",
               f"- each round drives every setup over {CONNECTIONS} connections, closed loop: "
               f"`zenserve bench` (library API, one load process, {args.seconds:g} s after "
@@ -148,33 +140,25 @@ def report(points: dict[tuple[str, int], Point], names: Sequence[str],
               *(row(name, points) for name in names)]
     failed = [f"- {name} --workers {workers}: {', '.join(sorted(set(point.failures)))}"
               for (name, workers), point in points.items() if point.failures]
-    if failed:
-        lines += ["", "Runs without a rate:", "", *failed]
-    return "\n".join(lines) + "\n"
+    return "\n".join([*lines, *runs_without_a_rate(failed)]) + "\n"
 
 
 def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
-    return parse_event_loop_arguments(
-        argv, __doc__.splitlines()[0] if __doc__ else None,
-        quick_help="1 round of 2 s per point; marked provisional",
-        rounds_help="rounds (default 3)",
-        seconds_help="length of each run (default 3)", full_seconds=3.0)
+    return parse_race_arguments(
+        argv, __doc__.splitlines()[0] if __doc__ else None, quick=RunLength(1, 2.0),
+        full=RunLength(3, 3.0), arch_default="every event loop")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_arguments(argv)
-    names = args.arch or [name for name, arch in ARCHITECTURES.items() if arch.event_loop]
-    try:
+    names = args.arch or event_loop_architectures()
+
+    def produce() -> str:
         with OtherWork() as other:
             points = measure(names, args.rounds, args.seconds)
-    except ZenserveError as error:
-        print(f"scaling: {error}", file=sys.stderr)
-        return 1
-    text = report(points, names, args, other)
-    print(text)
-    if not args.no_record:
-        update_section(SECTION, text)
-    return 0
+        return report(points, names, args, other)
+
+    return run_and_record("scaling", SECTION, not args.no_record, produce)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ runs end to end against real servers.
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 from pathlib import Path
@@ -17,9 +18,12 @@ BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
 
 from architecture_table import GroupResult, missed_book_targets  # noqa: E402
-from race import Point  # noqa: E402
+from race import Point, interleaved, median_present  # noqa: E402
 from reference import LoadResult  # noqa: E402
-from results_file import update_section  # noqa: E402
+from results_file import run_and_record, section_start, update_section  # noqa: E402
+from script_options import RunLength, parse_race_arguments  # noqa: E402
+
+from zenserve.errors import ZenserveError  # noqa: E402
 
 
 def test_update_section_appends_then_replaces_only_its_own_block(tmp_path: Path) -> None:
@@ -58,6 +62,60 @@ def test_book_targets_flag_a_slow_point_and_the_stricter_target_at_10() -> None:
 def test_book_targets_skip_what_the_book_could_not_do_but_not_what_we_could_not() -> None:
     group = group_with({1: 100.0, 10: 100.0, 100: None}, {1: None, 10: 130.0, 100: 50.0})
     assert missed_book_targets(group, (1, 10, 100)) == ["no rate at 1, the book had one"]
+
+
+def test_a_race_visits_every_count_each_round_and_rotates_who_goes_first() -> None:
+    order = list(interleaved(["a", "b", "c"], (1, 10), 2))
+    assert order == [(0, 1, "a"), (0, 1, "b"), (0, 1, "c"), (0, 10, "a"), (0, 10, "b"),
+                     (0, 10, "c"), (1, 1, "b"), (1, 1, "c"), (1, 1, "a"), (1, 10, "b"),
+                     (1, 10, "c"), (1, 10, "a")]
+
+
+def test_a_median_counts_only_what_was_measured() -> None:
+    assert median_present([3.0, None, 1.0, 0.0, 2.0]) == 2.0
+    assert median_present([None, 0.0]) is None
+
+
+def race_arguments(*argv: str) -> argparse.Namespace:
+    return parse_race_arguments(list(argv), None, quick=RunLength(1, 1.0),
+                                full=RunLength(3, 2.0), arch_default="all",
+                                connections=(1, 10))
+
+
+def test_race_options_default_by_run_length_and_mark_quick_runs_provisional() -> None:
+    full, quick = race_arguments(), race_arguments("--quick", "--seconds", "0.5")
+    assert (full.rounds, full.seconds, full.provisional, full.no_record) == (3, 2.0, None, False)
+    assert (quick.rounds, quick.seconds) == (1, 0.5)
+    assert quick.provisional == "--quick run (1 round of 1 s per point)"
+
+
+@pytest.mark.parametrize("narrowing", [["--arch", "epoll"], ["--connections", "10"]])
+def test_a_narrowed_race_is_never_recorded(narrowing: list[str]) -> None:
+    assert race_arguments(*narrowing).no_record
+
+
+def test_an_unknown_architecture_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        race_arguments("--arch", "nope")
+    assert "unknown architecture(s) nope" in capsys.readouterr().err
+
+
+def test_a_section_names_every_reason_it_is_provisional() -> None:
+    lines = section_start("## Title", ("--quick run", None, "machine busy"), "Rerun.")
+    assert lines[:3] == ["## Title", "", "**PROVISIONAL: --quick run; machine busy.** Rerun."]
+    assert lines[4].startswith("- command: `") and lines[5].startswith("- date: ")
+    assert section_start("## Title", (None,))[2].startswith("- command: `")
+
+
+def test_a_failed_measurement_is_one_line_and_status_1(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    def fails() -> str:
+        raise ZenserveError("no C compiler")
+
+    assert run_and_record("demo", "demo", False, fails) == 1
+    assert capsys.readouterr().err == "demo: no C compiler\n"
+    assert run_and_record("demo", "demo", False, lambda: "| table |") == 0
+    assert capsys.readouterr().out == "| table |\n"
 
 
 @pytest.mark.slow
