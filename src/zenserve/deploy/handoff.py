@@ -141,20 +141,7 @@ class HandoffSocket(socket.socket):
         # The common case stays lean: a plain non-blocking read while serving.
         if flags or self._handed_off or self._state.draining or self.gettimeout() != 0.0:
             return self._recv_carefully(bufsize, flags)
-        try:
-            data = _recv(self, bufsize)
-        except BlockingIOError:
-            raise
-        except OSError:
-            self._broken = True
-            raise
-        if data:
-            self._read_any = True
-            if not self._since:
-                self._since = _monotonic()
-        else:
-            self._eof = True
-        return data
+        return self._read(bufsize, 0)
 
     def _recv_carefully(self, bufsize: int, flags: int) -> bytes:
         """Peeks, blocking reads (wakeable by a drain) and reads while draining."""
@@ -169,10 +156,17 @@ class HandoffSocket(socket.socket):
                 return b""  # handed off while waiting, or an emulated shutdown
             flags |= socket.MSG_DONTWAIT
         try:
-            data = _recv(self, bufsize, flags)
+            return self._read(bufsize, flags)
         except BlockingIOError:
             if self._read_shut:
                 return b""  # what the kernel returns after SHUT_RD with nothing queued
+            raise
+
+    def _read(self, bufsize: int, flags: int) -> bytes:
+        """One read, noted: a question's first byte starts its clock; b"" is the stream's end."""
+        try:
+            data = _recv(self, bufsize, flags)
+        except BlockingIOError:
             raise
         except OSError:
             self._broken = True
