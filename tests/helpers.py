@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from zenserve.process import ServerProcess
 from zenserve.protocol import answer_framer
@@ -45,6 +47,16 @@ def ask(port: int, question: bytes = QUESTION) -> bytes:
     with connect(port) as sock:
         sock.sendall(question)
         return read_answers(sock, 1)[0]
+
+
+def environment_without(package: str, shadow_root: Path) -> dict[str, str]:
+    """os.environ for a child Python in which importing ``package`` fails as if not installed."""
+    shadow = shadow_root / package
+    shadow.mkdir()
+    (shadow / "__init__.py").write_text(
+        f"raise ModuleNotFoundError(\"No module named '{package}'\", name='{package}')\n")
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(
+        filter(None, [str(shadow_root), os.environ.get("PYTHONPATH")]))}
 
 
 def wait_for(condition: object, timeout: float = 10.0, interval: float = 0.01) -> None:

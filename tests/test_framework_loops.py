@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import select
 import signal
 import socket
@@ -23,7 +22,15 @@ import pytest
 
 from tests.adversarial.harness import read_all_tolerating_reset
 from tests.adversarial.test_flood import MemorySampler
-from tests.helpers import ANSWER, QUESTION, connect, read_answers, read_until_closed, wait_for
+from tests.helpers import (
+    ANSWER,
+    QUESTION,
+    connect,
+    environment_without,
+    read_answers,
+    read_until_closed,
+    wait_for,
+)
 from tests.test_metrics import key, scrape
 from zenserve.hostile import Flood, server_closed
 from zenserve.process import ServerProcess
@@ -251,15 +258,9 @@ def test_sigint_during_a_graceful_stop_ends_it_at_once(architecture: str) -> Non
 # Optional dependencies stay optional.
 
 def test_uvloop_missing_is_a_one_line_error(tmp_path: Path) -> None:
-    shadow = tmp_path / "uvloop"
-    shadow.mkdir()
-    (shadow / "__init__.py").write_text(
-        "raise ModuleNotFoundError(\"No module named 'uvloop'\", name='uvloop')\n")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))}
     result = subprocess.run(
         [sys.executable, "-m", "zenserve", "serve", "--arch", "uvloop", "-p", "0"],
-        capture_output=True, text=True, timeout=30, env=env,
+        capture_output=True, text=True, timeout=30, env=environment_without("uvloop", tmp_path),
     )
     assert result.returncode == 2
     assert result.stderr.splitlines() == [

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
 import sys
 from pathlib import Path
 
+from tests.helpers import environment_without
 from zenserve.load.eventloop import loop_name, new_event_loop
 from zenserve.loops import is_uvloop, new_uvloop
 
@@ -25,12 +25,6 @@ def test_new_uvloop_is_a_uvloop_and_asyncio_loops_are_not() -> None:
 
 def test_without_uvloop_the_load_generator_falls_back_and_the_server_fails_at_import(
         tmp_path: Path) -> None:
-    shadow = tmp_path / "uvloop"
-    shadow.mkdir()
-    (shadow / "__init__.py").write_text(
-        "raise ModuleNotFoundError(\"No module named 'uvloop'\", name='uvloop')\n")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))}
     code = ("import zenserve.loops\n"
             "from zenserve.errors import ZenserveError\n"
             "from zenserve.load.eventloop import loop_name, new_event_loop\n"
@@ -40,7 +34,8 @@ def test_without_uvloop_the_load_generator_falls_back_and_the_server_fails_at_im
             "try:\n    import zenserve.servers.uvloop_callbacks\nexcept ImportError as error:\n"
             "    print(error.name)\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            timeout=30, env=env, check=True)
+                            timeout=30, env=environment_without("uvloop", tmp_path),
+                            check=True)
     assert result.stdout.splitlines() == [
         "asyncio", "uvloop is not installed (pip install 'zenserve[fast]')", "uvloop"]
 
