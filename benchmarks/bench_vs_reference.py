@@ -35,6 +35,7 @@ from generator_syscalls import (
 )
 from reference import build_reference, run_reference_load
 from results_file import command_line, machine_lines, update_section
+from termination import exit_on_sigterm
 
 from zenserve.load import BenchOptions, default_processes, run
 
@@ -236,6 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-record", action="store_true",
                         help="print the table only, leave RESULTS.md alone")
     args = parser.parse_args(argv)
+    exit_on_sigterm()
     rounds, seconds = (1, 2.0) if args.quick else (args.rounds, args.seconds)
     process_counts = [int(count) for count in args.processes.split(",")]
     syscalls = not args.no_syscalls and strace_available()

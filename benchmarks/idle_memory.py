@@ -19,6 +19,7 @@ import time
 from collections.abc import Sequence
 
 from results_file import command_line, machine_lines, update_section
+from termination import exit_on_sigterm
 
 from zenserve.client import ZenClient
 from zenserve.footprint import footprint, settle
@@ -66,6 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--arch", action="append", default=[],
                         help="architecture (repeatable; default: every event loop)")
     args = parser.parse_args(argv)
+    exit_on_sigterm()
     if args.quick:
         args.connections = min(args.connections, 2_000)
     names = args.arch or [name for name, arch in ARCHITECTURES.items() if arch.event_loop]

@@ -16,6 +16,8 @@ import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from termination import exit_on_sigterm
+
 from zenserve.errors import ZenserveError
 
 RESULTS_PATH = Path(__file__).resolve().parent / "RESULTS.md"
@@ -116,8 +118,10 @@ def run_and_record(script: str, section: str, record: bool, produce: Callable[[]
     """Print the section ``produce`` measures and writes; with ``record`` it goes to RESULTS.md too.
 
     A ZenserveError (a server that would not start, no C compiler...) is one
-    line on stderr and exit status 1, not a traceback.
+    line on stderr and exit status 1, not a traceback. SIGTERM cleans up as
+    Ctrl-C does (servers stopped, nothing recorded).
     """
+    exit_on_sigterm()
     try:
         text = produce()
     except ZenserveError as error:

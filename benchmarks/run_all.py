@@ -17,6 +17,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from termination import exit_on_sigterm, stop_child
+
 HERE = Path(__file__).resolve().parent
 
 # script name -> what it measures
@@ -41,12 +43,25 @@ BENCHMARKS = {
 SCRIPT_TIMEOUT_SECONDS = 3 * 3600
 
 
+def run_script(command: list[str]) -> int:
+    """Run one script; on SIGTERM (or Ctrl-C) stop it cleanly before leaving."""
+    child = subprocess.Popen(command)
+    try:
+        return child.wait(SCRIPT_TIMEOUT_SECONDS)
+    except subprocess.TimeoutExpired:
+        stop_child(child)
+        return -1
+    finally:
+        stop_child(child)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="run every benchmark script in turn")
     parser.add_argument("--quick", action="store_true", help="short runs, marked provisional")
     parser.add_argument("--only", action="append", default=[], metavar="NAME",
                         help="only this script (name without .py; repeatable)")
     args = parser.parse_args(argv)
+    exit_on_sigterm()
     chosen = [script for script in BENCHMARKS
               if not args.only or script.removesuffix(".py") in args.only]
     if not chosen:
@@ -57,10 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"== {script}: {BENCHMARKS[script]}", flush=True)
         started = time.monotonic()
         command = [sys.executable, str(HERE / script), *(["--quick"] if args.quick else [])]
-        try:
-            status = subprocess.run(command, timeout=SCRIPT_TIMEOUT_SECONDS, check=False).returncode
-        except subprocess.TimeoutExpired:
-            status = -1
+        status = run_script(command)
         print(f"== {script}: exit {status} after {time.monotonic() - started:.0f} s", flush=True)
         if status != 0:
             failed.append(script)

@@ -8,10 +8,12 @@ runs end to end against real servers.
 from __future__ import annotations
 
 import argparse
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
+import psutil
 import pytest
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
@@ -23,6 +25,7 @@ from reference import LoadResult  # noqa: E402
 from results_file import run_and_record, section_start, update_section  # noqa: E402
 from script_options import RunLength, parse_race_arguments  # noqa: E402
 
+from tests.helpers import wait_for  # noqa: E402
 from zenserve.errors import ZenserveError  # noqa: E402
 
 
@@ -127,3 +130,37 @@ def test_a_tiny_real_run_prints_the_table() -> None:
     assert "| single | book srv_single.py |" in run.stdout
     assert "| single | zenserve |" in run.stdout
     assert "| (yardstick) | C reference |" in run.stdout
+
+
+@pytest.mark.slow
+def test_sigterm_stops_a_benchmark_and_every_server_it_started() -> None:
+    # Benchmarks start servers in sessions of their own: without the SIGTERM
+    # handling, killing the script left them running (and skewing later runs).
+    command = [sys.executable, str(BENCHMARKS / "architectures.py"), "--arch", "threaded",
+               "--rounds", "3", "--seconds", "5", "--connections", "1", "--no-record"]
+    script = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        parent = psutil.Process(script.pid)
+        servers: list[psutil.Process] = []
+        wait_for(lambda: servers.extend(_listening_descendants(parent)) or servers, timeout=30.0)
+        script.send_signal(signal.SIGTERM)
+        assert script.wait(timeout=40) == 128 + signal.SIGTERM
+        _, alive = psutil.wait_procs(servers, timeout=10)
+        assert not alive, f"left running: {[process.cmdline() for process in alive]}"
+    finally:
+        if script.poll() is None:
+            script.kill()
+            script.wait(timeout=10)
+
+
+def _listening_descendants(parent: psutil.Process) -> list[psutil.Process]:
+    """The benchmark's descendants that hold a listening TCP socket (its servers)."""
+    found = []
+    for child in parent.children(recursive=True):
+        try:
+            sockets = child.net_connections()
+        except psutil.Error:  # gone meanwhile
+            continue
+        if any(sock.status == psutil.CONN_LISTEN for sock in sockets):
+            found.append(child)
+    return found
