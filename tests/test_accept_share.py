@@ -95,7 +95,7 @@ def connect_at_once(port: int, count: int) -> list[socket.socket]:
 
 @pytest.mark.parametrize("burst", [False, True], ids=["one-by-one", "burst"])
 @pytest.mark.parametrize("architecture", ["asyncio-callbacks", "asyncio-coroutines", "uvloop",
-                                          "gevent"])
+                                          "gevent", "poll", "epoll"])
 def test_two_workers_share_ten_long_connections(architecture: str, burst: bool) -> None:
     with ServerProcess("--arch", architecture, "--workers", "2") as server:
         clients: list[socket.socket] = []

@@ -14,6 +14,10 @@ client by at most that long and never strands it.
 The table changes once per connection, never per request. A slot is ABSENT
 while its worker does not accept (starting, backing off, stopping, or dead: the
 supervisor vacates the slot of every worker it reaps).
+
+``AcceptTurns`` is what every event loop does with its share (when to pause,
+resume, and take one connection itself); each loop supplies only the
+mechanics of watching its listener and of one timer (``ListenerSwitch``).
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ import contextlib
 import mmap
 import os
 import struct
+from collections.abc import Callable
+from typing import Protocol
 
 # How long a paused worker waits for its peers to take a queued connection
 # before it takes it itself: a turn of a loop busy with answers is far shorter.
@@ -134,3 +140,91 @@ class AcceptShare:
         for slot, (held, state) in enumerate(rows):
             if slot != self._slot and state == PAUSED and held <= fewest:
                 self._shares.hand_turn(slot)
+
+
+class ListenerSwitch(Protocol):
+    """What ``AcceptTurns`` asks of a server's loop: its own way to watch, wait and accept."""
+
+    def connections_held(self) -> int:
+        """The connections this worker holds now."""
+
+    def may_watch_listener(self) -> bool:
+        """False while the server stops or backs off from accept failures."""
+
+    def watch_listener(self) -> None:
+        """Watch the listener for new connections (nothing if already watched)."""
+
+    def unwatch_listener(self) -> None:
+        """Stop watching the listener (nothing if not watched)."""
+
+    def start_pause_timer(self, seconds: float, expired: Callable[[], None]) -> None:
+        """Call ``expired`` after ``seconds``, unless ``cancel_pause_timer`` comes first."""
+
+    def cancel_pause_timer(self) -> None:
+        """Forget the pause timer, if one runs."""
+
+    def accept_queued(self) -> None:
+        """Accept what the listener holds now, asking ``may_accept`` before each accept."""
+
+
+class AcceptTurns:
+    """One worker's accepting under --workers: pause while a peer holds fewer, resume, take one."""
+
+    __slots__ = ("_switch", "_take_one", "share")
+
+    def __init__(self, share: AcceptShare, switch: ListenerSwitch) -> None:
+        self.share = share
+        self._switch = switch
+        self._take_one = False
+
+    def watching(self) -> None:
+        """The server (again) watches the listener: peers may leave connections to it."""
+        self.share.watch(self._switch.connections_held())
+
+    def may_accept(self) -> bool:
+        """Before each accept. False: a peer holding fewer should take it; this worker paused."""
+        if self._take_one:  # what the peers left queued for PAUSE_SECONDS is ours
+            self._take_one = False
+            return True
+        if self.share.should_watch():
+            return True
+        switch = self._switch
+        switch.unwatch_listener()
+        self.share.pause()
+        switch.start_pause_timer(PAUSE_SECONDS, self._pause_over)
+        return False
+
+    def held_changed(self) -> None:
+        """A connection opened or ended: publish it, and watch again if now due."""
+        share = self.share
+        share.hold(self._switch.connections_held())
+        if share.paused and share.should_watch():
+            self.resume()
+
+    def on_turn(self) -> None:
+        """The share's eventfd is readable: a peer handed this worker the turn."""
+        self.share.take_turn()
+        if self.share.paused:
+            self.resume()
+
+    def resume(self, take_one: bool = False) -> None:
+        """Watch again: handed the turn, holding no more than any peer, or tired of waiting."""
+        switch = self._switch
+        switch.cancel_pause_timer()
+        if not switch.may_watch_listener():  # stopping, or backing off
+            return
+        switch.watch_listener()
+        self.watching()
+        if take_one:
+            self._take_one = True
+            switch.accept_queued()
+            self._take_one = False  # even if it accepted nothing
+
+    def withdraw(self) -> None:
+        """The server stops accepting (stopping, or backing off): nobody should wait for it."""
+        self._switch.cancel_pause_timer()
+        self._take_one = False
+        self.share.withdraw()
+
+    def _pause_over(self) -> None:
+        self.resume(take_one=True)

@@ -22,8 +22,9 @@ import asyncio
 import contextlib
 import logging
 import socket
+from collections.abc import Callable
 
-from zenserve.accept_share import PAUSE_SECONDS, AcceptShare
+from zenserve.accept_share import AcceptTurns
 from zenserve.net import describe_address
 from zenserve.servers import base
 from zenserve.servers.eventloop_connection import refuse_busy
@@ -84,14 +85,16 @@ class LoopServer(base.Server):
         self._accepting = False
         self._accept_failing = False
         self._accept_retry: asyncio.TimerHandle | None = None
-        self._share = context.accept_share  # under --workers: who takes the next connection
-        if self._share is not None:
-            # Peers leave connections to this worker from now on (it says it is ready
-            # next); until its loop runs, the pause bounds how long they wait.
-            self._share.watch(0)
         self._pause_timer: asyncio.TimerHandle | None = None
         self._sweeper: asyncio.TimerHandle | None = None
         self._sweep_every = sweep_interval(context.limits)
+        # Under --workers: who takes the next connection.
+        self._turns = (AcceptTurns(context.accept_share, self)
+                       if context.accept_share is not None else None)
+        if self._turns is not None:
+            # Peers leave connections to this worker from now on (it says it is ready
+            # next); until its loop runs, the pause bounds how long they wait.
+            self._turns.watching()
 
     @staticmethod
     def new_event_loop() -> asyncio.AbstractEventLoop:
@@ -110,11 +113,8 @@ class LoopServer(base.Server):
         if connection is not None:
             self.connections.discard(connection)
         self.context.stats.connections_active -= 1
-        share = self._share
-        if share is not None:
-            share.hold(self.context.stats.connections_active)
-            if share.paused and share.should_watch():
-                self._resume_accepting()
+        if self._turns is not None:
+            self._turns.held_changed()
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -146,8 +146,8 @@ class LoopServer(base.Server):
             self._stop_event.set()
         await self.prepare()
         self.listener.setblocking(False)
-        if self._share is not None:
-            loop.add_reader(self._share.fileno(), self._on_turn)
+        if self._turns is not None:
+            loop.add_reader(self._turns.share.fileno(), self._turns.on_turn)
         self._start_accepting()
         self._sweeper = loop.call_later(self._sweep_every, self._sweep)
         try:
@@ -156,8 +156,8 @@ class LoopServer(base.Server):
             await self._finish_conversations()
         finally:
             self._stop_accepting()
-            if self._share is not None:
-                loop.remove_reader(self._share.fileno())
+            if self._turns is not None:
+                loop.remove_reader(self._turns.share.fileno())
             if self._sweeper is not None:
                 self._sweeper.cancel()
 
@@ -165,64 +165,53 @@ class LoopServer(base.Server):
 
     def _start_accepting(self) -> None:
         self._accept_retry = None
-        if not self._stop_asked:
-            self._watch_listener()
-
-    def _watch_listener(self) -> None:
-        if not self._accepting:
-            self.loop.add_reader(self.listener.fileno(), self._accept)
-            self._accepting = True
-        if self._share is not None:
-            self._share.watch(self.context.stats.connections_active)
-
-    def _unwatch_listener(self) -> None:
-        if self._pause_timer is not None:
-            self._pause_timer.cancel()
-            self._pause_timer = None
-        if self._accepting:
-            self.loop.remove_reader(self.listener.fileno())
-            self._accepting = False
+        if self.may_watch_listener():
+            self.watch_listener()
+            if self._turns is not None:
+                self._turns.watching()
 
     def _stop_accepting(self) -> None:
         if self._accept_retry is not None:
             self._accept_retry.cancel()
             self._accept_retry = None
-        self._unwatch_listener()
-        if self._share is not None:
-            self._share.withdraw()
+        self.unwatch_listener()
+        if self._turns is not None:
+            self._turns.withdraw()
 
-    # Under --workers: a peer holding fewer connections takes the next one.
+    # The ListenerSwitch that AcceptTurns drives under --workers.
 
-    def _pause_accepting(self, share: AcceptShare) -> None:
-        self._unwatch_listener()
-        share.pause()
-        self._pause_timer = self.loop.call_later(PAUSE_SECONDS, self._resume_accepting, True)
+    def connections_held(self) -> int:
+        return self.context.stats.connections_active
 
-    def _resume_accepting(self, take_one: bool = False) -> None:
-        """Watch again: handed the turn, holding no more than any peer, or tired of waiting."""
+    def may_watch_listener(self) -> bool:
+        return not self._stop_asked and self._accept_retry is None
+
+    def watch_listener(self) -> None:
+        if not self._accepting:
+            self.loop.add_reader(self.listener.fileno(), self._accept)
+            self._accepting = True
+
+    def unwatch_listener(self) -> None:
+        if self._accepting:
+            self.loop.remove_reader(self.listener.fileno())
+            self._accepting = False
+
+    def start_pause_timer(self, seconds: float, expired: Callable[[], None]) -> None:
+        self._pause_timer = self.loop.call_later(seconds, expired)
+
+    def cancel_pause_timer(self) -> None:
         if self._pause_timer is not None:
             self._pause_timer.cancel()
             self._pause_timer = None
-        if self._stop_asked or self._accept_retry is not None:  # stopping, or backing off
-            return
-        self._watch_listener()
-        if take_one:  # what the peers left queued for PAUSE_SECONDS is ours
-            self._accept(take_one=True)
 
-    def _on_turn(self) -> None:
-        share = self._share
-        assert share is not None
-        share.take_turn()
-        if share.paused:
-            self._resume_accepting()
+    def accept_queued(self) -> None:
+        self._accept()
 
-    def _accept(self, take_one: bool = False) -> None:
-        accept, share = self.listener.accept, self._share
+    def _accept(self) -> None:
+        accept, turns = self.listener.accept, self._turns
         for _ in range(ACCEPTS_PER_WAKEUP):
-            if share is not None and not take_one and not share.should_watch():
-                self._pause_accepting(share)
+            if turns is not None and not turns.may_accept():
                 return
-            take_one = False
             try:
                 sock, address = accept()
             except (BlockingIOError, InterruptedError):
@@ -256,8 +245,8 @@ class LoopServer(base.Server):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         stats.connections_opened += 1
         stats.connections_active += 1
-        if self._share is not None:
-            self._share.hold(stats.connections_active)
+        if self._turns is not None:
+            self._turns.held_changed()
         self.start_connection(sock, describe_address(address))
 
     # Timeouts: one sweep per loop.

@@ -4,7 +4,9 @@ Listing 7-6's idea, one thread waiting for readiness on every socket, with
 the loop's own chores around it: accepting every pending connection at once
 (backing off when out of descriptors), the nearest deadline as the wait's
 timeout, timers run between batches, and a graceful stop. What happens to a
-connection's bytes is in ``eventloop_io``.
+connection's bytes is in ``eventloop_io``. Under ``--workers`` the loop shares
+new connections with its peers (``zenserve.accept_share``): it watches its
+share's eventfd, and stops watching the listener while a peer holds fewer.
 
 A subclass supplies ``_register``/``_modify``/``_unregister``, ``_wait`` and
 ``_dispatch``, which hands ready sockets to ``_on_readable``,
@@ -22,8 +24,10 @@ import logging
 import math
 import socket
 import time
+from collections.abc import Callable
 from typing import Generic, TypeVar
 
+from zenserve.accept_share import AcceptTurns
 from zenserve.net import describe_address
 from zenserve.servers import base
 from zenserve.servers.eventloop_connection import Connection, at_rest, refuse_busy
@@ -51,8 +55,19 @@ class EventLoopServer(ConnectionIO, Generic[Event]):
         self._serial = 0
         self._stopping = False
         self._stop_deadline = math.inf
-        self._accept_resume = 0.0  # nonzero while backing off: when to watch the listener again
+        self._listening = False  # the listener is registered with the poller
+        self._backing_off = False
         self._accept_failing = False
+        # Nonzero while backing off or paused: when to run _on_listener_due.
+        self._listener_due = 0.0
+        self._on_listener_due: Callable[[], None] = self._end_back_off
+        share = context.accept_share  # under --workers: who takes the next connection
+        if share is not None:
+            self._accept_turns = AcceptTurns(share, self)
+            self._turn_fd = share.fileno()
+            # Peers leave connections to this worker from now on (it says it is ready
+            # next); until its loop runs, the pause bounds how long they wait.
+            self._accept_turns.watching()
 
     @abc.abstractmethod
     def _wait(self, timeout: float | None) -> list[Event]:
@@ -72,6 +87,8 @@ class EventLoopServer(ConnectionIO, Generic[Event]):
                 self._on_listener()
         elif fd == self._waker_fd:
             self._on_waker()
+        elif self._accept_turns is not None and fd == self._turn_fd:
+            self._accept_turns.on_turn()
 
     def _on_failure(self, connection: Connection, error: Exception) -> None:
         log.error("Client %s: unexpected error; closing it", connection.conversation.peer,
@@ -85,11 +102,17 @@ class EventLoopServer(ConnectionIO, Generic[Event]):
 
     def serve_forever(self) -> None:
         self.listener.setblocking(False)
-        self._register(self.listener, READ, None)
+        # The listener first: in a batch where both are ready, clients that connected
+        # before a stop was asked are accepted (and served) before the waker is seen.
+        self._start_accepting()
         self._register(self._waker, READ, None)
+        if self._accept_turns is not None:
+            self._register(self._accept_turns.share, READ, None)
         try:
             self._loop()
         finally:
+            if self._accept_turns is not None:
+                self._accept_turns.withdraw()
             for connection in self.open_connections():
                 self._close(connection)
             self._close_poller()
@@ -103,7 +126,7 @@ class EventLoopServer(ConnectionIO, Generic[Event]):
         nearest_deadline, run_timers = self._deadlines.nearest, self._run_timers
         while True:
             nearest = nearest_deadline()
-            if self._io_delay or self._accept_resume or self._stopping:
+            if self._io_delay or self._listener_due or self._stopping:
                 nearest = self._nearest_chore(nearest)
             events = wait(None if nearest == math.inf else max(0.0, nearest - monotonic()))
             self.now = now = monotonic()
@@ -113,11 +136,11 @@ class EventLoopServer(ConnectionIO, Generic[Event]):
                 return
 
     def _nearest_chore(self, nearest: float) -> float:
-        """The wake-up time, counting io answers due, the accept back-off and stopping."""
+        """The wake-up time, counting io answers due, the listener's timer and stopping."""
         if self._io_delay:
             nearest = min(nearest, self._answers_due.nearest())
-        if self._accept_resume:
-            nearest = min(nearest, self._accept_resume)
+        if self._listener_due:
+            nearest = min(nearest, self._listener_due)
         if self._stopping:
             nearest = min(nearest, self._stop_deadline, self.now + STOP_POLL_SECONDS)
         return nearest
@@ -130,9 +153,9 @@ class EventLoopServer(ConnectionIO, Generic[Event]):
             self._answer_due(now)
         if self._stopping:
             return self._stop_step(now)
-        if self._accept_resume and now >= self._accept_resume:
-            self._accept_resume = 0.0
-            self._register(self.listener, READ, None)
+        if self._listener_due and now >= self._listener_due:
+            self._listener_due = 0.0
+            self._on_listener_due()
         return False
 
     def _expire(self, now: float) -> None:
@@ -158,9 +181,10 @@ class EventLoopServer(ConnectionIO, Generic[Event]):
         self._stopping = True
         self._stop_deadline = self.now + self.context.limits.graceful_timeout
         self._unregister(self._waker)  # it stays readable: a later SIGINT is seen by polling
-        if not self._accept_resume:
-            self._unregister(self.listener)
-        self._accept_resume = 0.0
+        self.unwatch_listener()
+        self._listener_due = 0.0
+        if self._accept_turns is not None:
+            self._accept_turns.withdraw()
 
     def _stop_step(self, now: float) -> bool:
         """Close every connection at a request boundary. True: nothing left, or time is up."""
@@ -173,10 +197,18 @@ class EventLoopServer(ConnectionIO, Generic[Event]):
 
     # Accepting.
 
+    def _start_accepting(self) -> None:
+        if self.may_watch_listener():
+            self.watch_listener()
+            if self._accept_turns is not None:
+                self._accept_turns.watching()
+
     def _on_listener(self) -> None:
-        """Accept every pending connection, until the kernel has no more."""
-        accept = self.listener.accept
+        """Accept every pending connection, until the kernel has no more (or a peer's turn)."""
+        accept, turns = self.listener.accept, self._accept_turns
         while True:
+            if turns is not None and not turns.may_accept():
+                return
             try:
                 sock, address = accept()
             except (BlockingIOError, InterruptedError):
@@ -196,8 +228,44 @@ class EventLoopServer(ConnectionIO, Generic[Event]):
         if not self._accept_failing:
             log.warning("accept() failed (%s); backing off", error.strerror)
             self._accept_failing = True
-        self._unregister(self.listener)
-        self._accept_resume = self.now + ACCEPT_BACKOFF_SECONDS
+        self.unwatch_listener()
+        if self._accept_turns is not None:
+            self._accept_turns.withdraw()
+        self._backing_off = True
+        self._listener_due = self.now + ACCEPT_BACKOFF_SECONDS
+        self._on_listener_due = self._end_back_off
+
+    def _end_back_off(self) -> None:
+        self._backing_off = False
+        self._start_accepting()
+
+    # The ListenerSwitch that AcceptTurns drives under --workers.
+
+    def connections_held(self) -> int:
+        return self.context.stats.connections_active
+
+    def may_watch_listener(self) -> bool:
+        return not self._stopping and not self._backing_off
+
+    def watch_listener(self) -> None:
+        if not self._listening:
+            self._register(self.listener, READ, None)
+            self._listening = True
+
+    def unwatch_listener(self) -> None:
+        if self._listening:
+            self._unregister(self.listener)
+            self._listening = False
+
+    def start_pause_timer(self, seconds: float, expired: Callable[[], None]) -> None:
+        self._listener_due, self._on_listener_due = self.now + seconds, expired
+
+    def cancel_pause_timer(self) -> None:
+        if not self._backing_off:  # the listener's one timer is the back-off's now
+            self._listener_due = 0.0
+
+    def accept_queued(self) -> None:
+        self._on_listener()
 
     def _open(self, sock: socket.socket, address: object) -> None:
         self._accept_failing = False
@@ -217,5 +285,7 @@ class EventLoopServer(ConnectionIO, Generic[Event]):
         self._connections[connection.fd] = connection
         context.stats.connections_opened += 1
         context.stats.connections_active += 1
+        if self._accept_turns is not None:
+            self._accept_turns.held_changed()
         self._set_interest(connection, READ)
         self._deadlines.add(connection)

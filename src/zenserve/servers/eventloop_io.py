@@ -24,6 +24,7 @@ import socket
 import time
 from typing import Protocol
 
+from zenserve.accept_share import AcceptTurns
 from zenserve.servers import base
 from zenserve.servers.deadlines import AnswersDue, Deadlines
 from zenserve.servers.eventloop_connection import Connection
@@ -58,6 +59,7 @@ class ConnectionIO(base.Server):
         self._idle_timeout = context.limits.idle_timeout
         self._request_timeout = context.limits.request_timeout
         self.now = time.monotonic()  # set by the loop after each wait
+        self._accept_turns: AcceptTurns | None = None  # the loop's, under --workers
 
     @abc.abstractmethod
     def _register(self, fileobj: HasFileno, interest: int, connection: Connection | None) -> None:
@@ -237,3 +239,5 @@ class ConnectionIO(base.Server):
         connection.sock.close()
         connection.outgoing.clear()
         self.context.stats.connections_active -= 1
+        if self._accept_turns is not None:  # under --workers: peers see one fewer held
+            self._accept_turns.held_changed()

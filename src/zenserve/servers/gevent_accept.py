@@ -12,12 +12,13 @@ from __future__ import annotations
 import errno
 import logging
 import socket
+from collections.abc import Callable
 from typing import Any
 
 import gevent
 from gevent.server import StreamServer
 
-from zenserve.accept_share import PAUSE_SECONDS, AcceptShare
+from zenserve.accept_share import AcceptShare, AcceptTurns
 from zenserve.stats import Stats
 
 log = logging.getLogger("zenserve.server")
@@ -41,29 +42,28 @@ class Acceptor(StreamServer):  # type: ignore[misc]  # gevent has no type hints
         self.stopping = False
         self._failing = False  # log once per run of failures
         self._backing_off = False
-        self._share = share
         self._stats = stats
-        self._take_one = False
         # Accepted, but their handler greenlet has not run yet (it counts them from
         # then on): counted here meanwhile, or a burst of connects all lands here.
         self._unhandled = 0
         self._pause_timer: Any = None
         self._turn_watcher: Any = None
+        self._turns = AcceptTurns(share, self) if share is not None else None
 
     def begin(self) -> None:
         """Start accepting (and, under --workers, listening for the turn handed by peers)."""
         self.start()
-        if self._share is not None:
-            self._turn_watcher = self.loop.io(self._share.fileno(), 1)
-            self._turn_watcher.start(self._on_turn)
-            self._share.watch(self._stats.connections_active)
+        if self._turns is not None:
+            self._turn_watcher = self.loop.io(self._turns.share.fileno(), 1)
+            self._turn_watcher.start(self._turns.on_turn)
+            self._turns.watching()
 
     def end(self) -> None:
         """Stop accepting for good."""
         self.stopping = True
-        self._unwatch()
-        if self._share is not None:
-            self._share.withdraw()
+        self.stop_accepting()
+        if self._turns is not None:
+            self._turns.withdraw()
         if self._turn_watcher is not None:
             self._turn_watcher.stop()
             self._turn_watcher = None
@@ -75,49 +75,39 @@ class Acceptor(StreamServer):  # type: ignore[misc]  # gevent has no type hints
 
     def held_changed(self) -> None:
         """A connection was accepted or ended: publish it, and watch again if now due."""
-        share = self._share
-        if share is not None:
-            share.hold(self._stats.connections_active + self._unhandled)
-            if share.paused and share.should_watch():
-                self._resume()
+        if self._turns is not None:
+            self._turns.held_changed()
 
-    def _unwatch(self) -> None:
-        self.stop_accepting()
-        if self._pause_timer is not None:
-            self._pause_timer.stop()
-            self._pause_timer = None
+    # The ListenerSwitch that AcceptTurns drives under --workers.
 
-    def _pause(self, share: AcceptShare) -> None:
-        self._unwatch()
-        share.pause()
-        self._pause_timer = self.loop.timer(PAUSE_SECONDS)
-        self._pause_timer.start(self._resume, True)
+    def connections_held(self) -> int:
+        return self._stats.connections_active + self._unhandled
 
-    def _resume(self, take_one: bool = False) -> None:
-        if self._pause_timer is not None:
-            self._pause_timer.stop()
-            self._pause_timer = None
-        if self.stopping or self._backing_off:
-            return
+    def may_watch_listener(self) -> bool:
+        return not self.stopping and not self._backing_off
+
+    def watch_listener(self) -> None:
         self.start_accepting()
-        if self._share is not None:
-            self._share.watch(self._stats.connections_active + self._unhandled)
-        if take_one:  # what the peers left queued for PAUSE_SECONDS is ours
-            self._take_one = True
-            self._do_read()
 
-    def _on_turn(self) -> None:
-        assert self._share is not None
-        self._share.take_turn()
-        if self._share.paused:
-            self._resume()
+    def unwatch_listener(self) -> None:
+        self.stop_accepting()
+
+    def start_pause_timer(self, seconds: float, expired: Callable[[], None]) -> None:
+        self._pause_timer = self.loop.timer(seconds)
+        self._pause_timer.start(expired)
+
+    def cancel_pause_timer(self) -> None:
+        if self._pause_timer is not None:
+            self._pause_timer.stop()
+            self._pause_timer = None
+
+    def accept_queued(self) -> None:
+        self._do_read()
 
     def do_read(self) -> Any:
-        share = self._share
-        if share is not None and not self._take_one and not share.should_watch():
-            self._pause(share)
+        turns = self._turns
+        if turns is not None and not turns.may_accept():
             return None
-        self._take_one = False
         try:
             accepted = super().do_read()
         except ConnectionAbortedError:
@@ -128,18 +118,21 @@ class Acceptor(StreamServer):  # type: ignore[misc]  # gevent has no type hints
             if not self._failing:
                 log.warning("accept() failed (%s); backing off", error.strerror)
                 self._failing = True
-            self._unwatch()
-            if self._share is not None:
-                self._share.withdraw()
+            self.stop_accepting()
+            if turns is not None:
+                turns.withdraw()
             self._backing_off = True
             gevent.spawn_later(ACCEPT_BACKOFF_SECONDS, self._retry)
             return None
         self._failing = False
-        if accepted and share is not None:
+        if accepted and turns is not None:
             self._unhandled += 1
-            share.hold(self._stats.connections_active + self._unhandled)
+            turns.held_changed()
         return accepted
 
     def _retry(self) -> None:
         self._backing_off = False
-        self._resume()
+        if self._turns is not None:
+            self._turns.resume()
+        elif not self.stopping:
+            self.start_accepting()
