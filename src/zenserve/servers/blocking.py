@@ -19,17 +19,19 @@ import socket
 import struct
 import threading
 import time
+from typing import Protocol
 
 from zenserve.conversation import Conversation
 from zenserve.net import describe_address
 from zenserve.protocol import QUESTION_END
 from zenserve.servers.accepting import accept_or_wait
 from zenserve.servers.base import ServeContext, Waker
+from zenserve.servers.linger import linger
 from zenserve.signals import block_server_signals
 
 # accept_or_wait lives in accepting; it is still offered here, beside converse.
-__all__ = ["ConversationStop", "accept_or_wait", "converse", "make_blocking_with_timeouts",
-           "set_receive_timeout"]
+__all__ = ["ConversationStop", "StopSignal", "accept_or_wait", "converse",
+           "make_blocking_with_timeouts", "set_receive_timeout", "shutdown_quietly"]
 
 log = logging.getLogger("zenserve.server")
 
@@ -37,14 +39,27 @@ RECV_BYTES = 65536
 # After shutdown(SHUT_RD) recv() no longer blocks, so the rest of a question
 # that was arriving when a graceful stop began is awaited in steps this long.
 STOP_STEP_SECONDS = 0.01
-# Closing after "request too long", read and drop at most this much of what
-# the client is still sending, so that the close does not reset the connection.
-LINGER_SECONDS = 1.0
-LINGER_BYTES = 1 << 20
 # How long conversations told to stop at once may take to notice.
 FORCED_STOP_SECONDS = 2.0
 _TCP_ESTABLISHED = 1  # tcpi_state in <netinet/tcp.h>
 _QUESTION_END = QUESTION_END[0]
+
+
+class StopSignal(Protocol):
+    """What a conversation needs of the server's stop: flags to read, and a way in and out.
+
+    ``enter`` registers the socket so that a stop reaches it (by shutting it
+    down: ``SHUT_RD`` graceful, ``SHUT_RDWR`` at once), ``leave`` forgets it.
+    ``ConversationStop`` serves threads; a forked child has a lighter one
+    (``child_process.AlarmStop``) that needs no thread of its own.
+    """
+
+    woken: bool
+    graceful: bool
+
+    def enter(self, sock: socket.socket) -> None: ...
+
+    def leave(self, sock: socket.socket) -> None: ...
 
 
 class ConversationStop(Waker):
@@ -72,7 +87,7 @@ class ConversationStop(Waker):
         super().wake(graceful)
         how = socket.SHUT_RD if self.graceful else socket.SHUT_RDWR
         for sock in list(self._open):
-            _shutdown(sock, how)
+            shutdown_quietly(sock, how)
 
     def close(self) -> None:
         self._closed.set()
@@ -85,7 +100,7 @@ class ConversationStop(Waker):
             self.start()
         self._open.add(sock)
         if self.woken:
-            _shutdown(sock, socket.SHUT_RD if self.graceful else socket.SHUT_RDWR)
+            shutdown_quietly(sock, socket.SHUT_RD if self.graceful else socket.SHUT_RDWR)
 
     def start(self) -> None:
         """Start the graceful-timeout watchdog thread (once; never from a signal handler).
@@ -130,7 +145,7 @@ class ConversationStop(Waker):
 
 
 def converse(sock: socket.socket, address: object, context: ServeContext,
-             stop: ConversationStop) -> None:
+             stop: StopSignal) -> None:
     """Converse with one client until it leaves, a limit closes it, or the server stops.
 
     Never raises for anything the peer does; always closes ``sock``.
@@ -152,7 +167,7 @@ def converse(sock: socket.socket, address: object, context: ServeContext,
 
 
 def _converse(sock: socket.socket, conversation: Conversation, context: ServeContext,
-              stop: ConversationStop) -> None:
+              stop: StopSignal) -> None:
     limits = context.limits
     idle_timeout = limits.idle_timeout
     make_blocking_with_timeouts(sock, idle_timeout)
@@ -174,7 +189,7 @@ def _converse(sock: socket.socket, conversation: Conversation, context: ServeCon
         if reply:
             sendall(reply)
         if conversation.closing:
-            _linger(sock)
+            linger(sock)  # no reset that could destroy the error
             return
         # Bytes ending in "?" end a question; only others may leave one unfinished
         # (asking the conversation costs more than the rest of this loop).
@@ -191,7 +206,7 @@ def _converse(sock: socket.socket, conversation: Conversation, context: ServeCon
 
 
 def _stop_at_request_boundary(sock: socket.socket, conversation: Conversation,
-                              graceful_timeout: float, stop: ConversationStop) -> None:
+                              graceful_timeout: float, stop: StopSignal) -> None:
     """The end of input after a stop: at a boundary we are done; mid-question, await the rest.
 
     After ``shutdown(SHUT_RD)`` recv() returns at once whether or not the
@@ -211,26 +226,7 @@ def _stop_at_request_boundary(sock: socket.socket, conversation: Conversation,
         if data:
             sock.sendall(conversation.receive(data))
     log.info("Closing %s at a request boundary to stop", conversation.peer)
-    _shutdown(sock, socket.SHUT_WR)  # FIN after the answers, before any reset
-
-
-def _linger(sock: socket.socket) -> None:
-    """Close after the reply without a reset: FIN, then drop what the client still sends.
-
-    Closing with unread bytes sends a reset, and a reset makes the client's
-    kernel drop the reply it has not read yet (``Error: request too long.``
-    would be lost). Bounded in time and bytes.
-    """
-    deadline = time.monotonic() + LINGER_SECONDS
-    dropped = 0
-    with contextlib.suppress(OSError):  # a timeout or a reset ends it too
-        sock.shutdown(socket.SHUT_WR)
-        set_receive_timeout(sock, LINGER_SECONDS)
-        while dropped < LINGER_BYTES and time.monotonic() < deadline:
-            data = sock.recv(RECV_BYTES)
-            if not data:
-                return
-            dropped += len(data)
+    shutdown_quietly(sock, socket.SHUT_WR)  # FIN after the answers, before any reset
 
 
 def _peer_closed(sock: socket.socket) -> bool:
@@ -266,6 +262,7 @@ def _timeval(seconds: float) -> bytes:
     return struct.pack("ll", whole, micros)
 
 
-def _shutdown(sock: socket.socket, how: int) -> None:
+def shutdown_quietly(sock: socket.socket, how: int) -> None:
+    """``sock.shutdown(how)``, ignoring a socket already closed by its conversation."""
     with contextlib.suppress(OSError):  # already closed by its conversation
         sock.shutdown(how)

@@ -1,5 +1,5 @@
 """What a forked conversation needs besides the conversation: dying with its parent,
-and handing its counts back to the parent that owns the metrics.
+a stop signal of its own, and handing its counts back to the parent that owns the metrics.
 """
 
 from __future__ import annotations
@@ -8,9 +8,13 @@ import contextlib
 import ctypes
 import logging
 import os
+import signal
+import socket
 import struct
 from collections.abc import Callable, Iterator
+from types import FrameType
 
+from zenserve.servers.blocking import shutdown_quietly
 from zenserve.stats import Stats
 
 log = logging.getLogger("zenserve.server")
@@ -58,6 +62,53 @@ def close_other_fds(keep: set[int]) -> None:
         if fd >= low:
             os.closerange(low, fd)
             low = fd + 1
+
+
+class AlarmStop:
+    """The stop signal of a process that holds one conversation, in its main thread.
+
+    Signal handlers run in the main thread, which here is the conversation's:
+    a signal interrupts its blocked ``recv()`` or ``send()``, the handler shuts
+    the socket down, and the call, retried, sees it. So no thread and no pipe
+    are needed (a forked child pays for each page it writes): SIGTERM stops
+    gracefully and arms SIGALRM for the graceful timeout; SIGALRM and SIGINT
+    stop at once.
+    """
+
+    def __init__(self, graceful_timeout: float) -> None:
+        self.graceful_timeout = graceful_timeout
+        self.woken = False
+        self.graceful = True
+        self._sock: socket.socket | None = None
+
+    def install(self) -> None:
+        """Take SIGTERM, SIGINT and SIGALRM in this (single-threaded) process."""
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+        signal.signal(signal.SIGALRM, self._on_signal)
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self.wake(graceful=signum == signal.SIGTERM)
+
+    def wake(self, graceful: bool = True) -> None:
+        """Stop the conversation at a request boundary (``graceful``) or at once."""
+        if graceful and self.graceful_timeout <= 0:
+            graceful = False
+        first = not self.woken
+        self.woken = True
+        self.graceful = self.graceful and graceful
+        if first and self.graceful:
+            signal.setitimer(signal.ITIMER_REAL, self.graceful_timeout)
+        if self._sock is not None:
+            shutdown_quietly(self._sock, socket.SHUT_RD if self.graceful else socket.SHUT_RDWR)
+
+    def enter(self, sock: socket.socket) -> None:
+        self._sock = sock
+        if self.woken:
+            shutdown_quietly(sock, socket.SHUT_RD if self.graceful else socket.SHUT_RDWR)
+
+    def leave(self, sock: socket.socket) -> None:
+        self._sock = None
 
 
 class ChildStatsPipe:

@@ -24,8 +24,13 @@ from typing import NoReturn
 
 from zenserve.servers import base
 from zenserve.servers.accepting import SignalWakeup, accept_or_wait, refuse_busy
-from zenserve.servers.blocking import FORCED_STOP_SECONDS, ConversationStop, converse
-from zenserve.servers.child_process import ChildStatsPipe, close_other_fds, die_with_parent
+from zenserve.servers.blocking import FORCED_STOP_SECONDS, converse
+from zenserve.servers.child_process import (
+    AlarmStop,
+    ChildStatsPipe,
+    close_other_fds,
+    die_with_parent,
+)
 
 log = logging.getLogger("zenserve.server")
 
@@ -108,9 +113,10 @@ class Server(base.Server):
             self._stop.close()
             assert self._reports is not None
             close_other_fds({sock.fileno(), self._reports.child_fd})
-            stop = ConversationStop(self.context.limits.graceful_timeout)
-            signal.signal(signal.SIGTERM, lambda signum, frame: stop.wake(graceful=True))
-            signal.signal(signal.SIGINT, lambda signum, frame: stop.wake(graceful=False))
+            # A thread watching the graceful timeout would cost this child more
+            # than its conversation: the timeout is an alarm signal instead.
+            stop = AlarmStop(self.context.limits.graceful_timeout)
+            stop.install()
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
             with self._reports.reporting(self.context.stats):
