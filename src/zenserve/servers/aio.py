@@ -28,6 +28,12 @@ from zenserve.accept_share import AcceptTurns
 from zenserve.net import describe_address
 from zenserve.servers import base
 from zenserve.servers.eventloop_connection import refuse_busy
+from zenserve.servers.linger import (
+    LINGER_BYTES,
+    LINGER_SECONDS,
+    REFUSED_LINGER_FACTOR,
+    drop_input,
+)
 from zenserve.servers.sweep import STOP_POLL_SECONDS, ConnectionClock, sweep_interval
 
 log = logging.getLogger("zenserve.server")
@@ -70,6 +76,43 @@ class LoopConnection(ConnectionClock, abc.ABC):
     @abc.abstractmethod
     def close_if_at_boundary(self) -> None:
         """During a graceful stop: close when nothing is half-asked, owed or unread."""
+
+
+class RefusedClient(LoopConnection):
+    """A client told the server is busy, dropping what it still sends until it ends (``linger``)."""
+
+    __slots__ = ("_budget", "_server", "_sock", "_timer")
+
+    def __init__(self, server: LoopServer, sock: socket.socket) -> None:
+        super().__init__(server.loop.time())
+        self._server, self._sock, self._budget = server, sock, LINGER_BYTES
+        server.loop.add_reader(sock.fileno(), self._on_readable)
+        self._timer = server.loop.call_later(LINGER_SECONDS, self.abort)
+
+    def _on_readable(self) -> None:
+        self._budget = drop_input(self._sock, self._budget)
+        if not self._budget:  # its end of stream, or past the bound
+            self.abort()
+
+    def output_size(self) -> int:
+        return 0
+
+    def working(self) -> bool:
+        return False
+
+    def time_out(self, reason: str) -> None:
+        self.abort()
+
+    def close_if_at_boundary(self) -> None:
+        self.abort()  # the busy reply is all it was owed
+
+    def abort(self) -> None:
+        if self._sock.fileno() < 0:
+            return  # ended already
+        self._timer.cancel()
+        self._server.loop.remove_reader(self._sock.fileno())
+        self._sock.close()
+        self._server.connection_ended(self)
 
 
 class LoopServer(base.Server):
@@ -238,7 +281,7 @@ class LoopServer(base.Server):
             return
         stats = context.stats
         if 0 < context.limits.max_connections <= stats.connections_active:
-            refuse_busy(sock, address, stats)
+            self._refuse(sock, address)
             return
         sock.setblocking(False)
         if sock.family != socket.AF_UNIX:
@@ -248,6 +291,17 @@ class LoopServer(base.Server):
         if self._turns is not None:
             self._turns.held_changed()
         self.start_connection(sock, describe_address(address))
+
+    def _refuse(self, sock: socket.socket, address: object) -> None:
+        """Past --max-connections: say so; linger on the client if it may still send."""
+        stats = self.context.stats
+        if not refuse_busy(sock, address, stats):
+            return
+        if stats.connections_active >= REFUSED_LINGER_FACTOR * self.context.limits.max_connections:
+            sock.close()
+            return
+        stats.connections_active += 1  # until it ends, like any open connection
+        self.connections.add(RefusedClient(self, sock))
 
     # Timeouts: one sweep per loop.
 

@@ -25,6 +25,7 @@ from typing import cast
 from zenserve.conversation import Conversation
 from zenserve.servers import base
 from zenserve.servers.aio import LoopConnection, LoopServer
+from zenserve.servers.linger import LINGER_BYTES, LINGER_SECONDS
 from zenserve.servers.sweep import input_waiting
 
 log = logging.getLogger("zenserve.server")
@@ -40,8 +41,8 @@ Clock = Callable[[], float]
 class ZenProtocol(asyncio.Protocol, LoopConnection):
     """One client's conversation, driven by the loop's callbacks."""
 
-    __slots__ = ("_clock", "_conversation", "_made", "_output_full", "_server", "_sock",
-                 "_transport")
+    __slots__ = ("_clock", "_conversation", "_lingering", "_made", "_output_full", "_server",
+                 "_sock", "_transport")
 
     _transport: asyncio.Transport
 
@@ -54,6 +55,7 @@ class ZenProtocol(asyncio.Protocol, LoopConnection):
         self._clock = clock
         self._made = False
         self._output_full = False
+        self._lingering = False
 
     @property
     def peer(self) -> str:
@@ -76,7 +78,7 @@ class ZenProtocol(asyncio.Protocol, LoopConnection):
         if reply:
             self._transport.write(reply)
             if conversation.closing:
-                self._transport.close()
+                self._linger()
                 return
         if conversation.mid_request:
             # A question's first bytes, or a new one begun after those answered.
@@ -88,6 +90,16 @@ class ZenProtocol(asyncio.Protocol, LoopConnection):
     def eof_received(self) -> bool | None:
         self._conversation.end_of_stream()
         return None  # close once the answers already written are sent
+
+    def _linger(self) -> None:
+        """The closing reply is written: FIN after it, then drop what the client still sends."""
+        transport = self._transport
+        self._lingering = True
+        self.request_started = 0.0
+        transport.write_eof()  # once the reply is sent, if it is not yet
+        transport.set_protocol(DropInput(transport, self, self._server.loop))
+        if not transport.is_reading():  # paused by flow control: dropping needs no room
+            transport.resume_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._server.connection_ended(self)
@@ -127,10 +139,39 @@ class ZenProtocol(asyncio.Protocol, LoopConnection):
 
     def close_if_at_boundary(self) -> None:
         transport = self._transport
-        if (transport.is_closing() or self._conversation.mid_request or self.working()
-                or input_waiting(self._sock.fileno())):
+        if transport.is_closing():
             return
-        transport.close()  # after the answers already written are sent
+        if self._lingering or not (self._conversation.mid_request or self.working()
+                                   or input_waiting(self._sock.fileno())):
+            transport.close()  # after the answers already written are sent
+
+
+class DropInput(asyncio.Protocol):
+    """A transport's protocol once its closing reply is written (see ``linger``).
+
+    Drops what the client still sends until its end of stream,
+    ``LINGER_BYTES`` or ``LINGER_SECONDS``, then closes; the conversation's
+    protocol hears of the end as usual.
+    """
+
+    def __init__(self, transport: asyncio.Transport, owner: ZenProtocol,
+                 loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._owner = owner
+        self._budget = LINGER_BYTES
+        self._timer = loop.call_later(LINGER_SECONDS, transport.close)
+
+    def data_received(self, data: bytes) -> None:
+        self._budget -= len(data)
+        if self._budget <= 0:
+            self._transport.close()
+
+    def eof_received(self) -> bool | None:
+        return None  # close
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._timer.cancel()
+        self._owner.connection_lost(None)  # a reset now is no news: the reply was sent
 
 
 class DeferringZenProtocol(ZenProtocol):
@@ -164,7 +205,7 @@ class DeferringZenProtocol(ZenProtocol):
             if reply:
                 self._transport.write(reply)
             if conversation.closing:
-                self._transport.close()
+                self._linger()
                 return
         if conversation.mid_request:
             if questions or not self.request_started:
@@ -193,7 +234,10 @@ class DeferringZenProtocol(ZenProtocol):
         reply = conversation.answer_all(questions)
         if reply:
             transport.write(reply)
-        if conversation.closing or (self._eof and not self._batches):
+        if conversation.closing:
+            self._linger()
+            return
+        if self._eof and not self._batches:
             transport.close()
             return
         if self._batches:

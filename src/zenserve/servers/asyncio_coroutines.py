@@ -17,6 +17,7 @@ there); the loop, the sweep and the shutdown are shared with asyncio-callbacks.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 from typing import cast
@@ -24,6 +25,7 @@ from typing import cast
 from zenserve.conversation import Conversation
 from zenserve.servers import base
 from zenserve.servers.aio import LoopConnection, LoopServer
+from zenserve.servers.linger import LINGER_BYTES, LINGER_SECONDS
 from zenserve.servers.sweep import input_waiting
 
 log = logging.getLogger("zenserve.server")
@@ -38,8 +40,8 @@ STREAM_LIMIT = 65536
 class StreamConversation(LoopConnection):
     """One client's streams, and what its coroutine is doing, for the sweep and shutdown."""
 
-    __slots__ = ("closed_by_server", "conversation", "held", "paying_cost", "reader", "sock",
-                 "transport", "waiting_to_read", "writer")
+    __slots__ = ("closed_by_server", "conversation", "held", "lingering", "paying_cost", "reader",
+                 "sock", "transport", "waiting_to_read", "writer")
 
     def __init__(self, now: float, sock: socket.socket, conversation: Conversation,
                  reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -53,6 +55,7 @@ class StreamConversation(LoopConnection):
         self.held = False  # hold_input() paused the transport
         self.paying_cost = False  # awaiting the io cost of a batch of questions
         self.closed_by_server = False  # a timeout or the shutdown closed it: the EOF is ours
+        self.lingering = False  # after its closing reply: what it sends is dropped
 
     def output_size(self) -> int:
         return self.transport.get_write_buffer_size()
@@ -89,12 +92,28 @@ class StreamConversation(LoopConnection):
         transport = self.transport
         if transport.is_closing():
             return
-        if (self.waiting_to_read and not self.conversation.mid_request
-                and not transport.is_reading() and not input_waiting(self.sock.fileno())):
+        if self.lingering or (self.waiting_to_read and not self.conversation.mid_request
+                              and not transport.is_reading()
+                              and not input_waiting(self.sock.fileno())):
             self.closed_by_server = True
             transport.close()  # the coroutine's read() now ends with EOF
         elif held and not transport.is_reading():
             transport.resume_reading()
+
+
+async def linger(connection: StreamConversation) -> None:
+    """The closing reply is written: FIN after it, then read and drop until EOF or a bound.
+
+    See ``linger``: closing with unread input would reset the reply away.
+    """
+    connection.lingering = True
+    connection.request_started = 0.0
+    connection.writer.write_eof()  # once the reply is sent, if it is not yet
+    budget, read = LINGER_BYTES, connection.reader.read
+    with contextlib.suppress(OSError, TimeoutError):  # a reset or the bound ends it too
+        async with asyncio.timeout(LINGER_SECONDS):
+            while budget > 0 and (data := await read(RECV_BYTES)):
+                budget -= len(data)
 
 
 class Server(LoopServer):
@@ -158,6 +177,7 @@ class Server(LoopServer):
                     # only then can drain() have to wait: skip its two coroutines.
                     await writer.drain()
                 if conversation.closing:
+                    await linger(connection)
                     return
                 connection.request_started = clock() if conversation.mid_request else 0.0
             elif conversation.mid_request and not connection.request_started:

@@ -30,7 +30,7 @@ from typing import Generic, TypeVar
 from zenserve.accept_share import AcceptTurns
 from zenserve.net import describe_address
 from zenserve.servers import base
-from zenserve.servers.eventloop_connection import Connection, at_rest, refuse_busy
+from zenserve.servers.eventloop_connection import Connection, at_rest
 from zenserve.servers.eventloop_io import READ, ConnectionIO
 
 log = logging.getLogger("zenserve.server")
@@ -164,6 +164,9 @@ class EventLoopServer(ConnectionIO, Generic[Event]):
                 connection.deadline = now + self._idle_timeout
                 self._deadlines.arm(connection)
                 continue
+            if connection.linger_budget:  # lingered long enough after its closing reply
+                self._close(connection)
+                continue
             started = connection.request_started
             if started and started + self._request_timeout <= now:
                 log.info("Client %s did not finish its question in time; closing",
@@ -274,7 +277,8 @@ class EventLoopServer(ConnectionIO, Generic[Event]):
             return
         limit = context.limits.max_connections
         if limit and len(self._connections) >= limit:
-            refuse_busy(sock, address, context.stats)
+            self._serial += 1
+            self._refuse(sock, address, self._serial)
             return
         sock.setblocking(False)
         if sock.family != socket.AF_UNIX:

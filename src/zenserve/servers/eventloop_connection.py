@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import socket
@@ -10,6 +9,7 @@ import socket
 from zenserve.conversation import Conversation
 from zenserve.net import describe_address
 from zenserve.protocol import ERROR_BUSY
+from zenserve.servers.linger import LINGER_BYTES, drop_input, shut_write_side
 from zenserve.stats import Stats
 
 log = logging.getLogger("zenserve.server")
@@ -27,6 +27,7 @@ class Connection:
         "eof",
         "fd",
         "interest",
+        "linger_budget",
         "open",
         "outgoing",
         "request_started",
@@ -49,11 +50,21 @@ class Connection:
         self.request_started = 0.0  # when the unfinished question began (0: none)
         self.deferred_batches = 0  # io cost: receives whose answers are scheduled
         self.deferred_questions = 0
+        # After its closing reply: the bytes it may still send, read and dropped (0: not
+        # lingering). Its write side is shut; it ends at EOF, this budget or its deadline.
+        self.linger_budget = 0
 
 
 def at_rest(connection: Connection) -> bool:
-    """True at a request boundary with nothing owed and nothing more sent by the client."""
-    if connection.outgoing or connection.deferred_batches or connection.conversation.mid_request:
+    """True at a request boundary with nothing owed and nothing more sent by the client.
+
+    A lingering connection is at rest: its reply is sent, what it sends is dropped.
+    """
+    if connection.outgoing or connection.deferred_batches:
+        return False
+    if connection.linger_budget:
+        return True
+    if connection.conversation.mid_request:
         return False
     try:
         return not connection.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
@@ -63,13 +74,21 @@ def at_rest(connection: Connection) -> bool:
         return True  # reset: nothing more to answer
 
 
-def refuse_busy(sock: socket.socket, address: object, stats: Stats) -> None:
-    """Past --max-connections: say so and close, without ever blocking the loop."""
+def refuse_busy(sock: socket.socket, address: object, stats: Stats) -> bool:
+    """Past --max-connections: say so, shut the write side and drop what the client sent.
+
+    Never blocks. Returns True when the socket is still open because the client
+    has not ended its side: the caller lingers on it (``linger``) or closes it.
+    """
     stats.busy += 1
     log.info("Too many connections; %s is told the server is busy", describe_address(address))
-    with contextlib.suppress(OSError):
-        sock.send(ERROR_BUSY, socket.MSG_DONTWAIT)
-        # Read what the client already sent, so the close is a FIN, not a reset
-        # that could discard the busy message before the client reads it.
-        sock.recv(4096, socket.MSG_DONTWAIT)
+    try:
+        sock.setblocking(False)
+        sock.send(ERROR_BUSY)
+    except OSError:
+        sock.close()  # gone already
+        return False
+    if shut_write_side(sock) and drop_input(sock, LINGER_BYTES):
+        return True
     sock.close()
+    return False

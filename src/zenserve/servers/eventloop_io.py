@@ -12,6 +12,9 @@ Shared by `poll` and `epoll` through ``eventloop.EventLoopServer``. Listing
   stops being read, and gets every answer in order once it reads.
 - EOF (or a hang-up, read until EOF) ends reading, not the connection: what
   the client asked is still answered and what it is owed still delivered.
+- After a closing reply (too long, or busy) the connection lingers: its write
+  side is shut and what the client still sends is dropped, up to the bounds
+  of ``linger``, so that closing never resets the reply away.
 - A connection is forgotten and unregistered *before* its socket is closed,
   so a new connection that reuses the descriptor is never mistaken for it.
 """
@@ -25,9 +28,17 @@ import time
 from typing import Protocol
 
 from zenserve.accept_share import AcceptTurns
+from zenserve.net import describe_address
 from zenserve.servers import base
 from zenserve.servers.deadlines import AnswersDue, Deadlines
-from zenserve.servers.eventloop_connection import Connection
+from zenserve.servers.eventloop_connection import Connection, refuse_busy
+from zenserve.servers.linger import (
+    LINGER_BYTES,
+    LINGER_SECONDS,
+    REFUSED_LINGER_FACTOR,
+    drop_input,
+    shut_write_side,
+)
 
 log = logging.getLogger("zenserve.server")
 
@@ -85,6 +96,9 @@ class ConnectionIO(base.Server):
             return
         if not data:
             self._on_end_of_stream(connection)
+            return
+        if connection.linger_budget:  # its closing reply is sent: drop what it still sends
+            self._keep_dropping(connection, len(data))
             return
         conversation = connection.conversation
         if self._io_delay:
@@ -202,7 +216,10 @@ class ConnectionIO(base.Server):
         outgoing = connection.outgoing
         if connection.eof or connection.conversation.closing:
             if not outgoing and not connection.deferred_batches:
-                self._close(connection)
+                if connection.eof:
+                    self._close(connection)
+                else:
+                    self._linger(connection)
                 return
             interest = WRITE if outgoing else 0
         else:
@@ -223,6 +240,50 @@ class ConnectionIO(base.Server):
         else:
             self._modify(connection.sock, interest, connection)
         connection.interest = interest
+
+    # Lingering: after a closing reply, no reset that could destroy it (see ``linger``).
+
+    def _linger(self, connection: Connection) -> None:
+        """The closing reply is sent: FIN now, then drop what the client still sends, bounded."""
+        if connection.linger_budget:
+            return
+        if not shut_write_side(connection.sock):
+            self._close(connection)
+            return
+        connection.linger_budget = LINGER_BYTES
+        connection.request_started = 0.0
+        connection.deadline = self.now + LINGER_SECONDS
+        self._deadlines.arm(connection)
+        self._set_interest(connection, READ)
+
+    def _keep_dropping(self, connection: Connection, dropped: int) -> None:
+        budget = connection.linger_budget - dropped
+        if budget > 0:
+            budget = drop_input(connection.sock, budget)
+        if budget > 0:
+            connection.linger_budget = budget
+        else:  # its end of stream, or past the bound
+            self._close(connection)
+
+    def _refuse(self, sock: socket.socket, address: object, serial: int) -> None:
+        """Past --max-connections: say so; linger on it in the loop if the client may still send.
+
+        A refused client lingering is held like a connection (it has a
+        descriptor), so a flood of them is bounded by ``REFUSED_LINGER_FACTOR``.
+        """
+        context = self.context
+        if not refuse_busy(sock, address, context.stats):
+            return
+        if len(self._connections) >= REFUSED_LINGER_FACTOR * context.limits.max_connections:
+            sock.close()
+            return
+        connection = Connection(sock, context.conversation(describe_address(address)), serial,
+                                self.now + LINGER_SECONDS)
+        connection.linger_budget = LINGER_BYTES
+        self._connections[connection.fd] = connection
+        context.stats.connections_active += 1  # until it ends, like any open connection
+        self._set_interest(connection, READ)
+        self._deadlines.add(connection)
 
     def _drop(self, connection: Connection, error: OSError) -> None:
         log.info("Client %s error: %s", connection.conversation.peer, error)

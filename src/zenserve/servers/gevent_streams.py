@@ -45,6 +45,13 @@ from zenserve.net import describe_address
 from zenserve.servers import base
 from zenserve.servers.eventloop_connection import refuse_busy
 from zenserve.servers.gevent_accept import Acceptor
+from zenserve.servers.linger import (
+    LINGER_BYTES,
+    LINGER_SECONDS,
+    REFUSED_LINGER_FACTOR,
+    drop_input,
+    shut_write_side,
+)
 from zenserve.servers.sweep import STOP_POLL_SECONDS, ConnectionClock, input_waiting, sweep_interval
 
 log = logging.getLogger("zenserve.server")
@@ -60,8 +67,8 @@ ABORT_SETTLE_SECONDS = 1.0
 class GreenConnection(ConnectionClock):
     """One client's socket, conversation and read watcher, as the sweep and shutdown see them."""
 
-    __slots__ = ("closed_by_server", "conversation", "paying_cost", "progress", "sock",
-                 "waiting_worker", "watcher")
+    __slots__ = ("closed_by_server", "conversation", "linger_budget", "linger_timer",
+                 "paying_cost", "progress", "sock", "waiting_worker", "watcher")
 
     def __init__(self, sock: socket.socket, conversation: Conversation, watcher: Any) -> None:
         super().__init__(time.monotonic())
@@ -74,6 +81,10 @@ class GreenConnection(ConnectionClock):
         self.paying_cost = False  # in gevent.sleep for an io cost
         self.progress = 0  # changes while answers drain: the client is reading
         self.closed_by_server = False  # the EOF or error that follows is our own doing
+        # After its closing reply (see ``linger``): what it may still send, dropped by a
+        # hub callback, and the hub timer that ends it (0 and None: not lingering).
+        self.linger_budget = 0
+        self.linger_timer: Any = None
 
     def end(self) -> None:
         """Shut the socket down: whatever waits on it wakes (EOF or an error)."""
@@ -82,7 +93,9 @@ class GreenConnection(ConnectionClock):
             self.sock.shutdown(socket.SHUT_RDWR)
 
     def at_boundary(self) -> bool:
-        """Parked between questions with nothing unread: a graceful stop may close it now."""
+        """Parked between questions with nothing unread, or lingering: a stop may close it now."""
+        if self.linger_budget:
+            return True
         return (self.waiting_worker is None and not self.closed_by_server
                 and not self.conversation.mid_request and not input_waiting(self.sock.fileno()))
 
@@ -146,7 +159,8 @@ class Server(base.Server):
             return
         stats = context.stats
         if 0 < context.limits.max_connections <= stats.connections_active:
-            refuse_busy(sock, address, stats)
+            if refuse_busy(sock, address, stats):  # the client may still be sending
+                self._linger_refused(sock, address)
             return
         stats.connections_opened += 1
         stats.connections_active += 1
@@ -207,7 +221,7 @@ class Server(base.Server):
                     self._send_rest(connection, memoryview(reply)[sent:], me)
                 connection.progress += 1
                 if conversation.closing:
-                    self._close(connection)
+                    self._linger(connection)
                     return
                 if conversation.mid_request:
                     connection.request_started = time.monotonic()
@@ -261,12 +275,47 @@ class Server(base.Server):
             connection.waiting_worker = None
         connection.watcher.start(self._readable, connection)
 
+    # Lingering after a closing reply: in the hub's callbacks, no greenlet waits.
+
+    def _linger(self, connection: GreenConnection) -> None:
+        """The closing reply is sent: FIN after it, then drop what the client still sends."""
+        if not shut_write_side(connection.sock):
+            self._close(connection)
+            return
+        connection.linger_budget = LINGER_BYTES
+        connection.request_started = 0.0
+        connection.watcher.stop()
+        connection.watcher.start(self._drop_input, connection)
+        connection.linger_timer = self._hub.loop.timer(LINGER_SECONDS)
+        connection.linger_timer.start(self._close, connection)
+
+    def _drop_input(self, connection: GreenConnection) -> None:
+        connection.linger_budget = drop_input(connection.sock, connection.linger_budget)
+        if not connection.linger_budget:  # its end of stream, or past the bound
+            self._close(connection)
+
+    def _linger_refused(self, sock: socket.socket, address: object) -> None:
+        """A refused client lingers too, held like a connection (bounded: REFUSED_LINGER_FACTOR)."""
+        context = self.context
+        stats = context.stats
+        if stats.connections_active >= REFUSED_LINGER_FACTOR * context.limits.max_connections:
+            sock.close()
+            return
+        stats.connections_active += 1  # until it ends, like any open connection
+        watcher = self._hub.loop.io(sock.fileno(), READ)
+        connection = GreenConnection(sock, context.conversation(describe_address(address)),
+                                     watcher)
+        self.connections.add(connection)
+        self._linger(connection)
+
     def _close(self, connection: GreenConnection) -> None:
         """Forget a connection (once): its watcher, its count, its socket."""
         if connection not in self.connections:
             return
         self.connections.discard(connection)
         connection.watcher.close()
+        if connection.linger_timer is not None:
+            connection.linger_timer.close()
         stats = self.context.stats
         stats.connections_active -= 1
         self._held_changed()

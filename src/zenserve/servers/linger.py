@@ -1,0 +1,74 @@
+"""Closing after a closing reply without a reset: FIN, then drop what the client still sends.
+
+A socket closed with input it has not read makes the kernel send a reset
+instead of a FIN. The reset throws away what the server's kernel has not
+transmitted yet and, on many stacks, what the client's kernel received but
+the client has not read: ``Error: request too long.`` or ``Error: server
+busy.`` would be lost on a client that is still sending. So after such a
+reply every architecture shuts its write side (the FIN follows the reply) and
+reads and drops input until the client's end of stream, ``LINGER_BYTES`` or
+``LINGER_SECONDS``, whichever comes first, and only then closes. The blocking
+architectures and gevent wait in ``linger``; the other event loops keep the
+socket in their loop and drop what ``drop_input`` reads each time it is
+readable, never waiting.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import time
+
+# The bounds: a client still sending after this much, or this long, is reset.
+LINGER_SECONDS = 1.0
+LINGER_BYTES = 1 << 20
+DROP_BYTES = 65536  # one read while lingering
+# Refused clients linger too, held as open connections, but only while a server
+# holds fewer than this many times --max-connections: past it a refusal closes
+# at once, so a flood of refused clients cannot hold descriptors without bound.
+REFUSED_LINGER_FACTOR = 2
+
+
+def linger(sock: socket.socket) -> None:
+    """Shut the write side, then read and drop until EOF or a bound; waits (a thread, a greenlet).
+
+    Never raises: a reset or a timeout ends it too. The caller closes ``sock``.
+    """
+    deadline = time.monotonic() + LINGER_SECONDS
+    dropped = 0
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_WR)
+        while dropped < LINGER_BYTES and (remaining := deadline - time.monotonic()) > 0:
+            sock.settimeout(remaining)
+            data = sock.recv(DROP_BYTES)
+            if not data:
+                return
+            dropped += len(data)
+
+
+def drop_input(sock: socket.socket, budget: int) -> int:
+    """Read and drop what a non-blocking ``sock`` holds now, at most about ``budget`` bytes.
+
+    Returns the budget left, or 0 when lingering is over: the client's end of
+    stream, an error, or the budget spent. Never waits.
+    """
+    try:
+        while budget > 0:
+            data = sock.recv(DROP_BYTES)
+            if not data:
+                return 0
+            budget -= len(data)
+    except (BlockingIOError, InterruptedError):
+        return budget
+    except OSError:  # a reset: nothing left to protect
+        return 0
+    return 0
+
+
+def shut_write_side(sock: socket.socket) -> bool:
+    """Send the FIN after what was written. False if the connection is gone already."""
+    try:
+        sock.shutdown(socket.SHUT_WR)
+    except OSError:
+        return False
+    return True
