@@ -8,9 +8,10 @@ busy.`` would be lost on a client that is still sending. So after such a
 reply every architecture shuts its write side (the FIN follows the reply) and
 reads and drops input until the client's end of stream, ``LINGER_BYTES`` or
 ``LINGER_SECONDS``, whichever comes first, and only then closes. The blocking
-architectures and gevent wait in ``linger``; the other event loops keep the
-socket in their loop and drop what ``drop_input`` reads each time it is
-readable, never waiting.
+architectures wait in ``linger``; the event loops keep the socket in their
+loop and drop what ``drop_input`` reads each time it is readable (asyncio:
+``write_eof`` and a protocol that drops), never waiting. A stop closes a
+lingering connection at once: its reply is delivered, it is at a boundary.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ REFUSED_LINGER_FACTOR = 2
 
 
 def linger(sock: socket.socket) -> None:
-    """Shut the write side, then read and drop until EOF or a bound; waits (a thread, a greenlet).
+    """Shut the write side, then read and drop until EOF or a bound; waits (for threads).
 
     Never raises: a reset or a timeout ends it too. The caller closes ``sock``.
     """
