@@ -1,20 +1,20 @@
-"""gevent: requests served by greenlets on gevent's hub; idle clients park on a watcher.
+"""gevent: the hub answers ready requests; a greenlet takes any request that must wait.
 
-What many users pick instead of asyncio: the code that serves a request reads
-like the threaded server's (recv, answer, send; sleep for an ``io`` cost; wait
-while a slow reader drains), run in a greenlet on gevent's hub (libev).
+What many users pick instead of asyncio: code that waits reads like the
+threaded server's (sleep for an ``io`` cost, send until a slow reader has taken
+it all), run in a greenlet on gevent's hub (libev).
 
-A greenlet suspended in ``recv`` costs about 8 KiB (its saved slice of the C
-stack and its own Python data-stack chunk), and an idle client needs none of
-it. So between requests a connection is only its socket, its conversation and
-a read watcher of the hub. When the watcher fires, the hub hands the connection
-to a worker greenlet from a small pool of idle ones; the worker reads what
-arrived, answers and sends, then goes back to the pool. A worker stays with a
-connection only while its request must wait: an ``io`` cost (``gevent.sleep``)
-or a client that does not read its answers (the worker waits for the socket to
-drain and reads nothing more from that client meanwhile: backpressure without a
-buffer). Nothing waits in ``recv``: no failed read and no watcher started and
-stopped per request.
+But a greenlet suspended in ``recv`` costs about 8 KiB (its saved slice of the
+C stack and its own Python data-stack chunk), and a switch into a greenlet and
+back costs more than answering a question. So between requests a connection is
+only its socket, its conversation and a read watcher of the hub; when input
+arrives, the watcher's callback reads it, answers and sends, in the hub (a
+request with nothing to wait for never leaves it). A request that must wait is
+handed to a worker greenlet from a small pool of idle ones: an ``io`` cost
+(``gevent.sleep``), or a client that does not read its answers (the worker
+waits for the socket to drain and reads nothing more from that client
+meanwhile: backpressure without a buffer). Then the worker goes back to the
+pool and the connection back to its watcher.
 
 Nothing is monkey-patched: this module is imported only when gevent is the
 chosen architecture, and even then the standard library stays as it is. So the
@@ -29,7 +29,6 @@ wakes whatever waits on it.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import socket
 import time
@@ -37,14 +36,14 @@ from typing import Any
 
 import gevent
 from gevent.event import Event
-from gevent.hub import GreenletExit, RawGreenlet
+from gevent.hub import GreenletExit
 from gevent.socket import wait_write
 
-from zenserve.conversation import Conversation
 from zenserve.net import describe_address
 from zenserve.servers import base
 from zenserve.servers.eventloop_connection import refuse_busy
 from zenserve.servers.gevent_accept import Acceptor
+from zenserve.servers.gevent_connection import GreenConnection, WorkerPool
 from zenserve.servers.linger import (
     LINGER_BYTES,
     LINGER_SECONDS,
@@ -52,52 +51,14 @@ from zenserve.servers.linger import (
     drop_input,
     shut_write_side,
 )
-from zenserve.servers.sweep import STOP_POLL_SECONDS, ConnectionClock, input_waiting, sweep_interval
+from zenserve.servers.sweep import STOP_POLL_SECONDS, sweep_interval
 
 log = logging.getLogger("zenserve.server")
 
 RECV_BYTES = 65536
 READ = 1  # libev's EV_READ
-# Idle workers kept for the next requests; more are made when more requests wait at once.
-IDLE_WORKERS_KEPT = 32
 # After shutting down what a stop left open, how long its waiting requests may take to notice.
 ABORT_SETTLE_SECONDS = 1.0
-
-
-class GreenConnection(ConnectionClock):
-    """One client's socket, conversation and read watcher, as the sweep and shutdown see them."""
-
-    __slots__ = ("closed_by_server", "conversation", "linger_budget", "linger_timer",
-                 "paying_cost", "progress", "sock", "waiting_worker", "watcher")
-
-    def __init__(self, sock: socket.socket, conversation: Conversation, watcher: Any) -> None:
-        super().__init__(time.monotonic())
-        self.sock = sock  # a plain non-blocking socket
-        self.conversation = conversation
-        self.watcher = watcher  # the hub's read watcher, started while the connection is idle
-        # The worker greenlet suspended on this connection's behalf (an io cost, or
-        # answers draining), or None: parked on the watcher, or being served right now.
-        self.waiting_worker: Any = None
-        self.paying_cost = False  # in gevent.sleep for an io cost
-        self.progress = 0  # changes while answers drain: the client is reading
-        self.closed_by_server = False  # the EOF or error that follows is our own doing
-        # After its closing reply (see ``linger``): what it may still send, dropped by a
-        # hub callback, and the hub timer that ends it (0 and None: not lingering).
-        self.linger_budget = 0
-        self.linger_timer: Any = None
-
-    def end(self) -> None:
-        """Shut the socket down: whatever waits on it wakes (EOF or an error)."""
-        self.closed_by_server = True
-        with contextlib.suppress(OSError):  # already gone
-            self.sock.shutdown(socket.SHUT_RDWR)
-
-    def at_boundary(self) -> bool:
-        """Parked between questions with nothing unread, or lingering: a stop may close it now."""
-        if self.linger_budget:
-            return True
-        return (self.waiting_worker is None and not self.closed_by_server
-                and not self.conversation.mid_request and not input_waiting(self.sock.fileno()))
 
 
 class Server(base.Server):
@@ -113,7 +74,7 @@ class Server(base.Server):
         self._hub: Any = None
         self._stop_event: Any = None
         self._acceptor: Acceptor | None = None
-        self._idle_workers: list[Any] = []
+        self._workers = WorkerPool(self._job_failed)
         if context.accept_share is not None:
             context.accept_share.watch(0)  # as aio.LoopServer does: peers count on it now
 
@@ -136,7 +97,7 @@ class Server(base.Server):
         finally:
             acceptor.end()
             sweeper.kill(block=False)
-            self._idle_workers.clear()  # collected suspended, they exit with GreenletExit
+            self._workers.clear()
 
     def shutdown(self, graceful: bool = True) -> None:
         # From a signal handler (running in whichever greenlet was current):
@@ -176,24 +137,7 @@ class Server(base.Server):
             self._acceptor.held_changed()
 
     def _readable(self, connection: GreenConnection) -> None:
-        """The hub's callback for a parked connection with input: a worker serves it."""
-        idle = self._idle_workers
-        worker = idle.pop() if idle else RawGreenlet(self._work, self._hub)
-        worker.switch(connection)
-
-    def _work(self, connection: GreenConnection) -> None:
-        """A worker greenlet: serve what the hub hands over, then wait in the pool for more."""
-        idle, back_to_hub, serve = self._idle_workers, self._hub.switch, self._serve
-        me = gevent.getcurrent()
-        while True:
-            serve(connection, me)
-            if len(idle) >= IDLE_WORKERS_KEPT:
-                return
-            idle.append(me)
-            connection = back_to_hub()  # the next connection _readable switches in
-
-    def _serve(self, connection: GreenConnection, me: Any) -> None:
-        """Read, answer every question completed, send: one turn of the threaded server's loop."""
+        """The hub's callback for a connection with input: answered here unless it must wait."""
         sock, conversation = connection.sock, connection.conversation
         try:
             try:
@@ -207,73 +151,100 @@ class Server(base.Server):
                 return
             connection.heard = True
             if self._io_delay:
-                reply = self._answer_after_delay(connection, data, me)
+                questions = conversation.frame(data)
+                if questions:  # a worker awaits the cost: only this client waits
+                    self._workers.hand_over(self._answer_after_delay, connection, questions)
+                    return
+                reply = conversation.answer_all(questions)  # nothing, or an error
             else:
                 reply = conversation.receive(data)
             if reply:
-                # send() first: gevent's sendall() asks the kernel for SO_SNDBUF
+                # send(), not gevent's sendall(): that asks the kernel for SO_SNDBUF
                 # on every call (a syscall per answer); a short send is rare.
                 try:
                     sent = sock.send(reply)
                 except BlockingIOError:
                     sent = 0
-                if sent < len(reply):
-                    self._send_rest(connection, memoryview(reply)[sent:], me)
+                if sent < len(reply):  # the client is not reading: a worker waits for it
+                    self._workers.hand_over(self._send_rest, connection, memoryview(reply)[sent:])
+                    return
                 connection.progress += 1
                 if conversation.closing:
                     self._linger(connection)
                     return
-                if conversation.mid_request:
-                    connection.request_started = time.monotonic()
-                elif connection.request_started:
-                    connection.request_started = 0.0
-            elif conversation.mid_request and not connection.request_started:
-                connection.request_started = time.monotonic()
-            if self._stopping and connection.at_boundary():
-                self._close(connection)  # a graceful stop, at a request boundary
+            if conversation.mid_request or connection.request_started or self._stopping:
+                self._after_reply(connection, bool(reply))
         except OSError as error:
-            if not connection.closed_by_server:
-                log.info("Client %s error: %s", conversation.peer, error)
-            self._close(connection)
-        except GreenletExit:  # the stop gave up waiting for it
-            self._close(connection)
-            raise
-        except Exception:  # a bug: lose this client, not the worker (nor the hub it would reach)
+            self._lost(connection, error)
+        except Exception:  # a bug: lose this client, not the hub's loop
             log.exception("Client %s: unexpected error; closing", conversation.peer)
             self._close(connection)
 
-    def _answer_after_delay(self, connection: GreenConnection, data: bytes, me: Any) -> bytes:
-        """An io cost: only this client waits (in gevent.sleep), reading nothing meanwhile."""
-        conversation = connection.conversation
-        questions = conversation.frame(data)
-        if questions:
-            connection.watcher.stop()
-            connection.paying_cost = True
-            connection.waiting_worker = me
-            try:
-                gevent.sleep(self._io_delay * len(questions))
-            finally:
-                connection.paying_cost = False
-                connection.waiting_worker = None
-            connection.watcher.start(self._readable, connection)
-        return conversation.answer_all(questions)
+    def _after_reply(self, connection: GreenConnection, replied: bool) -> None:
+        """The clock the sweep reads; during a graceful stop, close at a request boundary."""
+        if connection.conversation.mid_request:
+            if replied or not connection.request_started:
+                connection.request_started = time.monotonic()
+        else:
+            connection.request_started = 0.0
+        if self._stopping and connection.at_boundary():
+            self._close(connection)  # a graceful stop, at a request boundary
 
-    def _send_rest(self, connection: GreenConnection, rest: memoryview, me: Any) -> None:
-        """The client is not reading: wait until it does, taking no more questions from it."""
-        sock = connection.sock
+    def _lost(self, connection: GreenConnection, error: OSError) -> None:
+        if not connection.closed_by_server:
+            log.info("Client %s error: %s", connection.conversation.peer, error)
+        self._close(connection)
+
+    # A request that must wait: a worker greenlet takes it (blocking-style code).
+
+    def _job_failed(self, connection: GreenConnection, error: BaseException) -> None:
+        """A worker's job for ``connection`` raised ``error``: the connection ends."""
+        if isinstance(error, OSError):
+            self._lost(connection, error)
+            return
+        if not isinstance(error, GreenletExit):  # GreenletExit: the stop gave up waiting
+            log.error("Client %s: unexpected error; closing", connection.conversation.peer,
+                      exc_info=error)
+        self._close(connection)
+
+    def _answer_after_delay(self, connection: GreenConnection, questions: list[bytes],
+                            me: Any) -> None:
+        """In a worker: await the io cost (reading nothing more from this client), answer."""
         connection.watcher.stop()
+        connection.paying_cost = True
         connection.waiting_worker = me
         try:
-            while rest:
-                wait_write(sock.fileno())
-                try:
-                    rest = rest[sock.send(rest):]
-                except BlockingIOError:
-                    continue
-                connection.progress += 1
+            gevent.sleep(self._io_delay * len(questions))
         finally:
+            connection.paying_cost = False
             connection.waiting_worker = None
+        reply = connection.conversation.answer_all(questions)
+        self._send_rest(connection, memoryview(reply), me)
+
+    def _send_rest(self, connection: GreenConnection, rest: memoryview, me: Any) -> None:
+        """In a worker: send it all, waiting while the client does not read; then read again.
+
+        No more questions are taken from a client that does not read its
+        answers: backpressure without a buffer.
+        """
+        sock = connection.sock
+        connection.watcher.stop()
+        while rest:
+            try:
+                rest = rest[sock.send(rest):]
+            except BlockingIOError:
+                connection.waiting_worker = me
+                try:
+                    wait_write(sock.fileno())
+                finally:
+                    connection.waiting_worker = None
+                continue
+            connection.progress += 1
+        if connection.conversation.closing:
+            self._linger(connection)
+            return
         connection.watcher.start(self._readable, connection)
+        self._after_reply(connection, True)
 
     # Lingering after a closing reply: in the hub's callbacks, no greenlet waits.
 
