@@ -47,8 +47,8 @@ ARCHITECTURES: dict[str, Architecture] = {
                      "asyncio_coroutines", "7-8", event_loop=True),
         Architecture("uvloop", "the callback server on uvloop (libuv)", "uvloop_callbacks",
                      event_loop=True),
-        Architecture("gevent", "greenlets serve requests on gevent's hub; idle clients wait "
-                     "on a watcher; no monkey-patching",
+        Architecture("gevent", "gevent's hub answers in watcher callbacks; a greenlet takes "
+                     "a request that must wait; no monkey-patching",
                      "gevent_streams", event_loop=True),
         Architecture("inetd", "the book's in_zen1/in_zen2: a socket inherited from inetd or "
                      "systemd (--inherit)", "inetd", concurrency="one"),
