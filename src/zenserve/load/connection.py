@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from zenserve.load.mix import Request
 from zenserve.load.outcomes import REFUSED, RESET, SHORT_READ, TIMEOUT, WRONG_ANSWER
 from zenserve.load.recorder import LatencyBins
 from zenserve.protocol import answer_framer
+
+if TYPE_CHECKING:
+    from zenserve.load.fastlane import FastLane
 
 clock = time.monotonic
 
@@ -33,8 +36,8 @@ TIMER_SLACK = 0.0005
 class Shared:
     """What all connections of one worker process share."""
 
-    __slots__ = ("connect_error", "errors", "host", "latency", "loop", "per_request", "port",
-                 "service", "started", "started_at", "stopping", "timeout")
+    __slots__ = ("connect_error", "errors", "host", "lane", "latency", "loop", "per_request",
+                 "port", "service", "started", "started_at", "stopping", "timeout")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, host: str, port: int, timeout: float,
                  per_request: bool) -> None:
@@ -50,6 +53,7 @@ class Shared:
         self.started_at = 0.0  # when the run began (clock())
         self.stopping = False
         self.connect_error = ""
+        self.lane: FastLane | None = None  # the closed loop's, where there is one
 
 
 def _not_connected(data: bytes) -> None:

@@ -12,20 +12,34 @@ answer into that one answer and nothing else.
 from __future__ import annotations
 
 from zenserve.load.connection import (
+    ASKING,
     READY,
     TIMER_SLACK,
     LoadConnection,
     Shared,
     clock,
 )
+from zenserve.load.fastlane import clock_ns
 from zenserve.load.mix import Request
+from zenserve.load.outcomes import RESET
 from zenserve.load.recorder import FINE_LIMIT_US
 
 
 class ClosedLoopConnection(LoadConnection):
-    """Asks its next question as soon as the answer to the last one arrives."""
+    """Asks its next question as soon as the answer to the last one arrives.
 
-    __slots__ = ()
+    After a correct answer through the event loop, a connection joins the
+    worker's fast lane (``zenserve.load.fastlane``), if there is one, and
+    stays there until anything out of the ordinary sends it back.
+    """
+
+    __slots__ = ("lane", "lane_fd", "sent_ns")
+
+    def __init__(self, shared: Shared, first: Request) -> None:
+        super().__init__(shared, first)
+        self.lane = shared.lane
+        self.lane_fd = -1  # the socket's descriptor while in the lane
+        self.sent_ns = 0  # when the current request was sent, in the lane (clock_ns())
 
     def _due(self, now: float) -> float | None:
         return now
@@ -48,9 +62,74 @@ class ClosedLoopConnection(LoadConnection):
                 self._close()
                 return
             self.sent = now
+            if self.lane is not None:
+                self._join_lane()
             self.write(following.question)
         else:
             self._receive_carefully(data, now)
+
+    # -- the fast lane -----------------------------------------------------------------
+    def _join_lane(self) -> None:
+        transport = self.transport
+        if transport is None or transport.get_write_buffer_size() or self.lane is None:
+            return  # the lane writes straight to the socket: nothing may be queued
+        sock = transport.get_extra_info("socket")
+        if sock is None:
+            return
+        transport.pause_reading()
+        self.lane_fd = sock.fileno()
+        self.lane.join(self.lane_fd, self)
+        self.sent_ns = clock_ns()
+
+    def _leave_lane(self) -> None:
+        if self.lane_fd < 0 or self.lane is None:
+            return
+        self.lane.leave(self.lane_fd)
+        self.lane_fd = -1
+        self.sent = self.sent_ns * 1e-9  # the careful path and timeouts use seconds
+        if self.transport is not None:
+            self.transport.resume_reading()
+
+    def answered_off_lane(self, data: bytes, now_ns: int) -> None:
+        """The lane read ``data`` that is not the plain correct answer: the careful path."""
+        self._leave_lane()
+        self._receive_carefully(data, now_ns * 1e-9)
+
+    def close_after_answer(self) -> None:
+        """The answer just recorded ends the connection (the lane has moved the request on)."""
+        self._leave_lane()
+        self._close()
+
+    def write_off_lane(self, rest: bytes) -> None:
+        """The socket took only part of a question: the transport sends ``rest`` when it can."""
+        self._leave_lane()
+        self.write(rest)
+
+    def failed_in_lane(self, now_ns: int) -> None:
+        """Reading or writing the socket failed: the request in flight was reset."""
+        self._leave_lane()
+        if self.state == ASKING:
+            self._complete(now_ns * 1e-9, RESET)
+        self._abort()
+
+    # -- every way out of the connection leaves the lane first -----------------------
+    def _close(self) -> None:
+        self._leave_lane()
+        super()._close()
+
+    def _abort(self) -> None:
+        self._leave_lane()
+        super()._abort()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._leave_lane()
+        super().connection_lost(exc)
+
+    def check_timeout(self, now: float) -> None:
+        """As for any connection; in the lane, the send time is kept in nanoseconds."""
+        if self.lane_fd >= 0:
+            self.sent = self.sent_ns * 1e-9
+        super().check_timeout(now)
 
 
 class OpenLoopConnection(LoadConnection):

@@ -58,6 +58,10 @@ class BenchOptions:
     timeout: float = DEFAULT_TIMEOUT
     seed: int = 1060
     event_loop: str = "auto"
+    # Closed loop: serve connections in steady state from one epoll set per
+    # worker, off the event loop's protocol path (``zenserve.load.fastlane``);
+    # False keeps every answer on the protocol path, for comparison.
+    fast_lane: bool = True
 
     def __post_init__(self) -> None:
         _check(self.connections >= 1, "connections must be at least 1")

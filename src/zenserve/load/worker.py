@@ -20,6 +20,7 @@ from multiprocessing.connection import Connection
 
 from zenserve.load.connection import ASKING, CONNECTING, READY, LoadConnection, Shared, clock
 from zenserve.load.eventloop import loop_name, new_event_loop
+from zenserve.load.fastlane import FastLane, lane_available
 from zenserve.load.loops import ClosedLoopConnection, OpenLoopConnection
 from zenserve.load.mix import build_cycle, starting_point
 from zenserve.load.options import BenchOptions
@@ -101,6 +102,8 @@ class Worker:
         self.loop = loop
         self.shared = Shared(loop, options.host, options.port, options.timeout,
                              options.connection_per_request)
+        if options.fast_lane and not options.open_loop and lane_available():
+            self.shared.lane = FastLane(loop, self.shared.latency)
         cycle = build_cycle(options.questions, options.unknown_ratio, options.error_ratio,
                             options.max_request_bytes, options.connection_per_request,
                             options.seed)
@@ -116,6 +119,13 @@ class Worker:
 
     async def run(self) -> WorkerReport | None:
         """Connect, wait for the start, run; None if the coordinator aborted."""
+        try:
+            return await self._run()
+        finally:
+            if self.shared.lane is not None:
+                self.shared.lane.close()
+
+    async def _run(self) -> WorkerReport | None:
         connected = await self._prepare()
         self.channel.send((READY_MESSAGE, connected, self.shared.connect_error))
         message = await self._receive()

@@ -1,0 +1,119 @@
+"""The closed loop's fast lane: answers read and questions written straight on the sockets.
+
+Through the event loop, every answer costs a protocol callback (the loop
+takes the GIL back, makes a bytes object, calls ``data_received``) and every
+question a trip through the transport's write queue: most of the generator's
+user CPU per request. A closed-loop connection in steady state joins instead
+one ``select.epoll`` per worker, whose descriptor the event loop watches like
+any other: one loop callback then serves every lane connection that is ready,
+each with one ``os.read`` and one ``os.write`` (measured in
+benchmarks/RESULTS.md, section bench-vs-reference).
+
+The lane keeps to the hot path only: the whole correct answer in one read.
+Anything else (a partial, wrong or extra answer, the end of the stream, an
+error, a closing request, the end of the run) sends the connection back to
+its transport, whose reading is resumed, and to the careful path of
+``LoadConnection``. The transport's reading is paused while a connection is
+in the lane, so exactly one reader owns the socket at any time; the lane
+writes only when the transport has nothing queued, so the stream stays in
+order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import select
+import time
+from typing import TYPE_CHECKING
+
+from zenserve.load.recorder import FINE_LIMIT_US, LatencyBins
+
+if TYPE_CHECKING:
+    from zenserve.load.loops import ClosedLoopConnection
+
+clock_ns = time.monotonic_ns
+
+# An answer is read in one call of up to this many bytes: with its 33 bytes of
+# header the bytes object still fits the 512-byte blocks of CPython's
+# small-object allocator (a larger one goes through malloc and realloc). A
+# longer answer is not lost: its start leaves the lane, the transport reads on.
+READ_SIZE = 479
+
+
+def lane_available() -> bool:
+    """True where the lane can run (``select.epoll``: Linux)."""
+    return hasattr(select, "epoll")
+
+
+class FastLane:
+    """One worker's set of closed-loop connections served straight from the socket."""
+
+    __slots__ = ("epoll", "latency", "loop", "members")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, latency: LatencyBins) -> None:
+        self.loop = loop
+        self.latency = latency
+        self.epoll = select.epoll()
+        self.members: dict[int, ClosedLoopConnection] = {}
+        loop.add_reader(self.epoll.fileno(), self._drain)
+
+    def join(self, fd: int, connection: ClosedLoopConnection) -> None:
+        """Serve ``connection`` (socket ``fd``, its transport's reading paused) from now on."""
+        self.epoll.register(fd, select.EPOLLIN)
+        self.members[fd] = connection
+
+    def leave(self, fd: int) -> None:
+        """Stop serving socket ``fd`` (before its transport reads or closes it)."""
+        del self.members[fd]
+        self.epoll.unregister(fd)
+
+    def close(self) -> None:
+        """Stop watching; connections still in the lane must have left (or be closed)."""
+        self.loop.remove_reader(self.epoll.fileno())
+        self.epoll.close()
+        self.members.clear()
+
+    def _drain(self) -> None:
+        # The hot path, written out in one frame: a call per request costs more
+        # than everything else here (see the module docstring).
+        members, latency = self.members, self.latency
+        bins, read, write = latency.bins, os.read, os.write
+        for fd, _ in self.epoll.poll(0):
+            try:
+                connection = members[fd]
+            except KeyError:
+                continue  # left the lane earlier in this batch
+            now = clock_ns()
+            try:
+                data = read(fd, READ_SIZE)
+            except BlockingIOError:
+                continue
+            except OSError:
+                connection.failed_in_lane(now)
+                continue
+            request = connection.request
+            if data == request.expected and not connection.careful:
+                microseconds = (now - connection.sent_ns) // 1000
+                if microseconds < FINE_LIMIT_US:
+                    bins[microseconds] += 1
+                else:
+                    latency.record_slow(microseconds)
+                following = request.next
+                connection.request = following
+                if request.closes:
+                    connection.close_after_answer()
+                    continue
+                connection.sent_ns = now
+                question = following.question
+                try:
+                    written = write(fd, question)
+                except BlockingIOError:
+                    written = 0
+                except OSError:
+                    connection.failed_in_lane(now)
+                    continue
+                if written != len(question):
+                    connection.write_off_lane(question[written:])
+            else:
+                connection.answered_off_lane(data, now)
