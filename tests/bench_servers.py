@@ -17,6 +17,8 @@ from zenserve.protocol import request_framer
 from zenserve.service import pep20_table
 
 JOIN_TIMEOUT = 10.0
+# Between the two halves of a split answer: long enough that the client reads them apart.
+SPLIT_PAUSE = 0.002
 
 
 @dataclass
@@ -30,6 +32,9 @@ class Behaviour:
     hang_up: bool = False  # close without answering (end of stream)
     reset: bool = False  # reset without answering
     silent: bool = False  # read questions, never answer
+    # hang_up, reset and silent start after this many answers on each connection
+    misbehave_after: int = 0
+    split: bool = False  # send each answer in two writes, a moment apart
 
 
 class TestServer:
@@ -84,24 +89,28 @@ class TestServer:
                         writer: asyncio.StreamWriter) -> None:
         self.accepted += 1
         framer = request_framer()
+        answered_here = 0
         try:
             while data := await reader.read(4096):
                 for question in framer.feed(data):
-                    if not await self._answer(question, writer):
+                    if not await self._answer(question, writer, answered_here):
                         return
+                    answered_here += 1
                 await writer.drain()
         except (ConnectionError, asyncio.CancelledError):
             pass
         finally:
             writer.close()
 
-    async def _answer(self, question: bytes, writer: asyncio.StreamWriter) -> bool:
+    async def _answer(self, question: bytes, writer: asyncio.StreamWriter,
+                      answered_here: int) -> bool:
         behaviour = self.behaviour
-        if behaviour.silent:
+        misbehaving = answered_here >= behaviour.misbehave_after
+        if behaviour.silent and misbehaving:
             return True
-        if behaviour.hang_up:
+        if behaviour.hang_up and misbehaving:
             return False
-        if behaviour.reset:
+        if behaviour.reset and misbehaving:
             sock = writer.get_extra_info("socket")
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             return False
@@ -116,5 +125,10 @@ class TestServer:
         self.answered += 1
         if behaviour.wrong_every and self.answered % behaviour.wrong_every == 0:
             answer = b"Wrong."
+        if behaviour.split:
+            writer.write(answer[:2])
+            await writer.drain()
+            await asyncio.sleep(SPLIT_PAUSE)
+            answer = answer[2:]
         writer.write(answer)
         return True
