@@ -83,7 +83,9 @@ class WorkerPool:
     def hand_over(self, job: WorkerJob, connection: GreenConnection, arg: Any) -> None:
         """From the hub: an idle worker (or a new one) runs ``job(connection, arg, worker)``."""
         idle = self._idle
-        worker = idle.pop() if idle else RawGreenlet(self._work, gevent.get_hub())
+        worker = idle.pop() if idle else None
+        if worker is None or worker.dead:  # none idle, or killed while idle (by a stop)
+            worker = RawGreenlet(self._work, gevent.get_hub())
         worker.switch(job, connection, arg)
 
     def clear(self) -> None:
