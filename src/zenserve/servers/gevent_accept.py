@@ -43,8 +43,8 @@ class Acceptor(StreamServer):  # type: ignore[misc]  # gevent has no type hints
         self._failing = False  # log once per run of failures
         self._backing_off = False
         self._stats = stats
-        # Accepted, but their handler greenlet has not run yet (it counts them from
-        # then on): counted here meanwhile, or a burst of connects all lands here.
+        # Accepted, but their handler has not run yet (it counts them from then
+        # on): counted here meanwhile, or a burst of connects all lands here.
         self._unhandled = 0
         self._pause_timer: Any = None
         self._turn_watcher: Any = None
@@ -69,7 +69,7 @@ class Acceptor(StreamServer):  # type: ignore[misc]  # gevent has no type hints
             self._turn_watcher = None
 
     def handling(self) -> None:
-        """A handler greenlet starts on an accepted socket: from now on it counts it."""
+        """The handler starts on an accepted socket: from now on it counts it."""
         self._unhandled = max(0, self._unhandled - 1)
         self.held_changed()
 

@@ -87,6 +87,7 @@ class Server(base.Server):
         self.listener.setblocking(False)
         acceptor = self._acceptor = Acceptor(self.listener, self._handle,
                                               self.context.accept_share, self.context.stats)
+        acceptor.set_spawn(None)  # _handle never waits: it runs in the hub, no greenlet each
         acceptor.begin()
         sweeper = gevent.spawn(self._sweep_forever)
         try:
@@ -109,11 +110,13 @@ class Server(base.Server):
             hub.loop.run_callback_threadsafe(self._stop_event.set)
 
     def _handle(self, accepted: Any, address: object) -> None:
-        """In the greenlet StreamServer starts per accepted client: park it on a watcher."""
+        """In the hub, for each accepted client: park it on a read watcher."""
         if self._acceptor is not None:
             self._acceptor.handling()
         # A plain socket: the gevent one brings two watchers this server never uses.
-        sock = socket.socket(fileno=accepted.detach())
+        # (Family and type given, or the socket module asks the kernel for them.)
+        sock = socket.socket(accepted.family, accepted.type, accepted.proto,
+                             fileno=accepted.detach())
         sock.setblocking(False)
         context = self.context
         if not context.admit(sock, address):
