@@ -6,7 +6,9 @@ there beyond the clock reading and the arithmetic; every other case (a partial
 answer, a wrong one, the end of the run) takes the careful path of
 ``LoadConnection``, which frames through the protocol core. Skipping the
 framer is exact: with nothing pending, the framer turns bytes equal to a valid
-answer into that one answer and nothing else.
+answer into that one answer and nothing else. In a closed loop, a connection
+on that path moves on to the fast lane (``zenserve.load.fastlane``), whose
+hot path is the same, read and written straight on the socket.
 """
 
 from __future__ import annotations
