@@ -15,7 +15,7 @@ HELP = "ask a zen server questions and check its answers"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_address_arguments(parser, "server address")
+    add_address_arguments(parser, "server address", listening=False)
     parser.add_argument("-n", type=int, default=3, metavar="N",
                         help="how many random questions to ask (default 3)")
     parser.add_argument("-q", "--question", action="append", default=[], metavar="TEXT",

@@ -22,7 +22,7 @@ HELP = "load a zen server and measure throughput and latency (checking every ans
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_address_arguments(parser, "server to load")
+    add_address_arguments(parser, "server to load", listening=False)
     load = parser.add_argument_group("load")
     load.add_argument("-c", "--connections", type=int, default=10, metavar="N",
                       help="connections, each one question at a time (default 10)")

@@ -7,6 +7,7 @@ import json
 import time
 from pathlib import Path
 
+from zenserve.commands.options import port_number
 from zenserve.config import DEFAULT_BACKLOG, DEFAULT_HOST, DEFAULT_PORT
 from zenserve.deploy.control import ControlClient, Message, default_control_path
 from zenserve.deploy.release import STRATEGY_KINDS
@@ -64,7 +65,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_control_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-p", "--port", type=int, default=DEFAULT_PORT,
+    parser.add_argument("-p", "--port", type=port_number, default=DEFAULT_PORT,
                         help=f"the supervisor's port, which names its control socket "
                              f"(default {DEFAULT_PORT})")
     parser.add_argument("--control", type=Path, metavar="PATH",

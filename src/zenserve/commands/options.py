@@ -9,12 +9,43 @@ from zenserve.config import DEFAULT_HOST, DEFAULT_PORT, Limits, ServiceConfig
 from zenserve.cost import Cost, CostKind, parse_duration
 from zenserve.errors import ZenserveError
 
+HIGHEST_PORT = 65535
 
-def add_address_arguments(parser: argparse.ArgumentParser, host_help: str) -> None:
+
+def port_number(text: str) -> int:
+    """``-p`` of a server: a TCP port, 0 (any free one) to 65535."""
+    return _port_in_range(text, 0)
+
+
+def remote_port(text: str) -> int:
+    """``-p`` of a client: the port a server listens on, 1 to 65535."""
+    return _port_in_range(text, 1)
+
+
+def _port_in_range(text: str, lowest: int) -> int:
+    # int() alone would let 99999 through, and getaddrinfo() quietly wraps it
+    # to 34463: the server would listen, and be asked, on a port nobody chose.
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not lowest <= port <= HIGHEST_PORT:
+        raise argparse.ArgumentTypeError(
+            f"{port} is not a TCP port ({lowest} to {HIGHEST_PORT})")
+    return port
+
+
+def add_address_arguments(parser: argparse.ArgumentParser, host_help: str, *,
+                          listening: bool = True) -> None:
+    """HOST and ``-p PORT``: where a server listens, or (``listening=False``) where to connect."""
     parser.add_argument("host", nargs="?", default=DEFAULT_HOST,
                         help=f"{host_help} (default {DEFAULT_HOST})")
-    parser.add_argument("-p", "--port", type=int, default=DEFAULT_PORT,
-                        help=f"TCP port (default {DEFAULT_PORT}; 0 picks a free one)")
+    if listening:
+        parser.add_argument("-p", "--port", type=port_number, default=DEFAULT_PORT,
+                            help=f"TCP port (default {DEFAULT_PORT}; 0 picks a free one)")
+    else:
+        parser.add_argument("-p", "--port", type=remote_port, default=DEFAULT_PORT,
+                            help=f"the server's TCP port (default {DEFAULT_PORT})")
 
 
 def add_service_arguments(parser: argparse.ArgumentParser) -> None:

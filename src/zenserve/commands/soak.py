@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import psutil
 
+from zenserve.commands.options import remote_port
 from zenserve.config import DEFAULT_HOST
 from zenserve.cost import parse_duration
 from zenserve.errors import ZenserveError
@@ -29,7 +30,7 @@ SETTLE_SECONDS = 5.0
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("host", nargs="?", default=DEFAULT_HOST,
                         help=f"server address, loopback only (default {DEFAULT_HOST})")
-    parser.add_argument("-p", "--port", type=int, default=None,
+    parser.add_argument("-p", "--port", type=remote_port, default=None,
                         help="soak the server already on this port (default: start one)")
     parser.add_argument("--arch", default="asyncio-callbacks", metavar="NAME",
                         help="architecture of the server soak starts (default asyncio-callbacks)")
