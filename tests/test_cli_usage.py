@@ -41,3 +41,33 @@ def test_client_help_does_not_offer_port_zero(capsys: pytest.CaptureFixture[str]
     with pytest.raises(SystemExit):
         main(["serve", "--help"])
     assert "0 picks a free one" in capsys.readouterr().out
+
+
+def one_line_error(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
+    """The one line a ZenserveError prints for ``argv``, which must end with status 2."""
+    assert main(list(argv)) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.count("\n") == 1, captured.err
+    return captured.err
+
+
+@pytest.mark.parametrize(("argv", "named"), [
+    (("-n", "-2"), "-n"),  # was a ValueError traceback from random.sample
+    (("--timeout", "0"), "--timeout"),  # was "Operation now in progress"
+    (("--timeout=-1",), "bad duration"),  # was a ValueError traceback from settimeout
+    (("-q", "no question mark"), "'?'"),  # was a 5 s wait for an answer that never comes
+    (("-q", "Two? In one?"), "'?'"),  # two questions, one answer read: out of step
+])
+def test_ask_refuses_what_cannot_work_before_connecting(
+        capsys: pytest.CaptureFixture[str], argv: tuple[str, ...], named: str) -> None:
+    # Port 1: nothing listens there, so getting past the checks would fail differently.
+    line = one_line_error(capsys, "ask", "-p", "1", *argv)
+    assert line.startswith("zenserve ask: error:") and named in line
+
+
+def test_ask_timeout_takes_a_duration_like_every_other_command(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    for timeout in ("2", "300ms"):  # plain seconds still work, for existing probes
+        assert main(["ask", "-p", "1", "--timeout", timeout]) == 1  # refused: past the checks
+        assert "Connection refused" in capsys.readouterr().err

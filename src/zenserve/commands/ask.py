@@ -9,6 +9,8 @@ from pathlib import Path
 
 from zenserve.client import ZenClient
 from zenserve.commands.options import add_address_arguments
+from zenserve.cost import parse_duration
+from zenserve.errors import ZenserveError
 from zenserve.service import load_table, pep20_table
 
 HELP = "ask a zen server questions and check its answers"
@@ -22,24 +24,40 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="ask this question instead (repeatable; any answer is accepted)")
     parser.add_argument("-e", action="store_true",
                         help="send half a question and leave (cause an error, as the book does)")
-    parser.add_argument("--timeout", type=float, default=5.0, metavar="S",
-                        help="give up after S seconds without progress (default 5)")
+    parser.add_argument("--timeout", default="5s", metavar="DURATION",
+                        help="give up after this long without progress (default 5s)")
     parser.add_argument("--aphorisms", type=Path, metavar="FILE",
                         help="the table the server answers from (default: PEP 20)")
 
 
 def run(args: argparse.Namespace) -> int:
+    timeout = _checked(args)
     table = load_table(args.aphorisms) if args.aphorisms else pep20_table()
     try:
-        with ZenClient(args.host, args.port, timeout=args.timeout) as client:
+        with ZenClient(args.host, args.port, timeout=timeout) as client:
             if args.e:
                 client.send(next(iter(table))[:-1])
                 return 0
             return _ask_all(client, table, args)
     except TimeoutError:
-        return _fail(f"no answer from {args.host}:{args.port} within {args.timeout:g}s")
+        return _fail(f"no answer from {args.host}:{args.port} within {timeout:g}s")
     except OSError as error:
         return _fail(f"{args.host}:{args.port}: {error.strerror or error}")
+
+
+def _checked(args: argparse.Namespace) -> float:
+    """Refuse what cannot work before connecting; return the timeout in seconds."""
+    if args.n < 0:
+        raise ZenserveError("-n must be 0 or more")
+    timeout = parse_duration(args.timeout)
+    if timeout <= 0:
+        raise ZenserveError("--timeout must be more than zero")
+    for text in args.question:
+        # Without its only '?' at the end, a question is never answered (the
+        # server waits for the rest) or is several questions with one read.
+        if not text.endswith("?") or text.count("?") != 1:
+            raise ZenserveError(f"-q {text!r}: a question ends with its only '?'")
+    return timeout
 
 
 def _ask_all(client: ZenClient, table: dict[bytes, bytes], args: argparse.Namespace) -> int:
