@@ -109,8 +109,9 @@ class Acceptor(StreamServer):  # type: ignore[misc]  # gevent has no type hints
         if turns is not None and not turns.may_accept():
             return None
         try:
-            accepted = super().do_read()
-        except ConnectionAbortedError:
+            # A plain socket, not StreamServer's gevent one (two watchers never used).
+            accepted = self.socket.accept()
+        except (BlockingIOError, ConnectionAbortedError):  # a peer worker took it; it left
             return None
         except OSError as error:
             if error.errno not in _ACCEPT_RESOURCE_ERRORS:
@@ -129,6 +130,9 @@ class Acceptor(StreamServer):  # type: ignore[misc]  # gevent has no type hints
             self._unhandled += 1
             turns.held_changed()
         return accepted
+
+    def do_close(self, *args: Any) -> None:
+        """Nothing: the handler owns the accepted socket, open after the handler returns."""
 
     def _retry(self) -> None:
         self._backing_off = False

@@ -109,14 +109,10 @@ class Server(base.Server):
         if hub is not None:
             hub.loop.run_callback_threadsafe(self._stop_event.set)
 
-    def _handle(self, accepted: Any, address: object) -> None:
+    def _handle(self, sock: socket.socket, address: object) -> None:
         """In the hub, for each accepted client: park it on a read watcher."""
         if self._acceptor is not None:
             self._acceptor.handling()
-        # A plain socket: the gevent one brings two watchers this server never uses.
-        # (Family and type given, or the socket module asks the kernel for them.)
-        sock = socket.socket(accepted.family, accepted.type, accepted.proto,
-                             fileno=accepted.detach())
         sock.setblocking(False)
         context = self.context
         if not context.admit(sock, address):
