@@ -62,7 +62,7 @@ ABORT_SETTLE_SECONDS = 1.0
 
 
 class Server(base.Server):
-    """Greenlets serving requests on gevent's hub; the shared listener accepted by StreamServer."""
+    """gevent's hub answering in watcher callbacks, greenlets for requests that must wait."""
 
     def __init__(self, listener: socket.socket, context: base.ServeContext) -> None:
         super().__init__(listener, context)
