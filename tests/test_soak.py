@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
+
+import psutil
+import pytest
 
 from zenserve.process import ServerProcess
 from zenserve.servers import ARCHITECTURES
@@ -60,3 +64,38 @@ def test_soak_duration_is_bounded() -> None:
     result = soak("--duration", "100000s")
     assert result.returncode == 2
     assert "--duration" in result.stderr
+
+
+def test_soak_of_a_port_nobody_listens_on_is_one_line_not_a_run_of_refusals() -> None:
+    with socket.socket() as placeholder:  # a port that was free a moment ago, and not listening
+        placeholder.bind(("127.0.0.1", 0))
+        port = placeholder.getsockname()[1]
+        result = soak("-p", str(port), "--duration", "30s")
+    assert result.returncode == 2
+    assert result.stdout == ""  # no tally of refusals, no "still running"
+    assert result.stderr.count("\n") == 1 and f"127.0.0.1:{port}" in result.stderr
+
+
+@pytest.mark.parametrize("argv", [("--arch", "nosuch"), ("--workers", "-2")])
+def test_soak_refuses_a_bad_server_option_in_one_line(argv: tuple[str, ...]) -> None:
+    result = soak(*argv, "--duration", "1s")
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("zenserve soak: error:")
+
+
+def test_soak_says_its_own_server_died_when_it_did() -> None:
+    command = [sys.executable, "-m", "zenserve", "soak", "--arch", EVENT_LOOP,
+               "--duration", "2s", "--slow", "5"]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True) as soaker:
+        try:
+            assert soaker.stdout is not None
+            assert soaker.stdout.readline().startswith("Soaking")  # its server is ready
+            server = psutil.Process(soaker.pid).children()[0]
+            server.kill()
+            output, errors = soaker.communicate(timeout=40)
+        finally:
+            soaker.kill()
+    # The dead server is soak's unreaped child (a zombie) when soak looks at it.
+    assert tally_of("header\n" + output)["server"] == "DIED", output + errors
+    assert soaker.returncode == 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import socket
 from collections.abc import Iterator
 
 import psutil
@@ -15,6 +16,7 @@ from zenserve.errors import ZenserveError
 from zenserve.footprint import Footprint, footprint, settle
 from zenserve.net import is_loopback
 from zenserve.process import ServerProcess
+from zenserve.servers import get_architecture
 from zenserve.soak import SoakPlan, Tally, run_soak
 
 HELP = "run mixed normal and hostile load against a loopback server and print the tally"
@@ -25,6 +27,8 @@ MAX_DURATION = 24 * 3600.0
 OWN_SERVER_OPTIONS = ("--idle-timeout", "2s", "--request-timeout", "1s")
 # After the load stops, how long the server may take to close what it left.
 SETTLE_SECONDS = 5.0
+# A loopback server that does not accept within this is not serving.
+CONNECT_TIMEOUT = 2.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -57,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"Soaking {args.host}:{port} for {duration:g}s ...", flush=True)
         tally = run_soak(SoakPlan(args.host, port, duration, args.askers, args.slow))
         end = _settled_footprint(pid, start)
-        alive = pid is None or psutil.pid_exists(pid)
+        alive = _running(pid) if pid is not None else _answers_connect(args.host, port)
     print_tally(tally, start, end, alive)
     return 0 if alive and not tally.errors else 1
 
@@ -66,12 +70,35 @@ def run(args: argparse.Namespace) -> int:
 def _target(args: argparse.Namespace) -> Iterator[tuple[int, int | None]]:
     """The port to soak and the server's pid: the given server's, or one started here."""
     if args.port is not None:
+        if not _answers_connect(args.host, args.port):
+            # Else every client would be refused for the whole --duration.
+            raise ZenserveError(f"nothing accepts connections at {args.host}:{args.port}")
         yield args.port, listening_pid(args.port)
         return
+    get_architecture(args.arch)  # one line for a typo, before a server is started
+    if args.workers < 0:
+        raise ZenserveError("--workers must be 0 (serve in one process) or more")
     workers = ("--workers", str(args.workers)) if args.workers else ()
     with ServerProcess(args.host, "--arch", args.arch, *workers, *OWN_SERVER_OPTIONS) as server:
         yield server.port, server.process.pid
         server.stop()
+
+
+def _answers_connect(host: str, port: int) -> bool:
+    """Whether a server accepts a connection at ``host:port`` (a server whose pid is unknown)."""
+    try:
+        socket.create_connection((host, port), timeout=CONNECT_TIMEOUT).close()
+    except OSError:
+        return False
+    return True
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` runs: a server started here that died stays a zombie until reaped."""
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 def listening_pid(port: int) -> int | None:
