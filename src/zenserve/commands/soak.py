@@ -96,7 +96,7 @@ def _answers_connect(host: str, port: int) -> bool:
 def _running(pid: int) -> bool:
     """Whether ``pid`` runs: a server started here that died stays a zombie until reaped."""
     try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+        return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
     except psutil.NoSuchProcess:
         return False
 
