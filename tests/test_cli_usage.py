@@ -71,3 +71,11 @@ def test_ask_timeout_takes_a_duration_like_every_other_command(
     for timeout in ("2", "300ms"):  # plain seconds still work, for existing probes
         assert main(["ask", "-p", "1", "--timeout", timeout]) == 1  # refused: past the checks
         assert "Connection refused" in capsys.readouterr().err
+
+
+def test_demo_names_an_unknown_architecture_in_one_line(
+        capfd: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--arch", "nosuch"]) == 2
+    errors = capfd.readouterr().err  # the file descriptor: a server child would write there too
+    assert errors.count("\n") == 1 and "unknown architecture 'nosuch'" in errors
+
