@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from zenserve.cli import main
@@ -79,3 +81,17 @@ def test_demo_names_an_unknown_architecture_in_one_line(
     errors = capfd.readouterr().err  # the file descriptor: a server child would write there too
     assert errors.count("\n") == 1 and "unknown architecture 'nosuch'" in errors
 
+
+@pytest.mark.timeout(30)
+def test_compare_refuses_an_out_directory_it_cannot_write_before_measuring(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    # /proc exists and is a directory, and refuses new files even to root; the
+    # report used to fail there with a traceback after the whole run.
+    line = one_line_error(capsys, "compare", "--tiny", "--architectures", "single",
+                          "--out", "/proc")
+    assert "cannot write into /proc" in line
+    a_file = tmp_path / "report"
+    a_file.write_text("")
+    line = one_line_error(capsys, "compare", "--tiny", "--architectures", "single",
+                          "--out", str(a_file))
+    assert f"{a_file} is not a directory" in line

@@ -45,10 +45,12 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from zenserve import lab
+    from zenserve.lab.compare import prepare
     from zenserve.lab.progress import ProgressReporter
     from zenserve.lab.summary import summary_table
 
     plan = plan_from(args)
+    prepare(args.out)  # an unwritable --out is said before anything else is printed
     console = Console()
     if not console.is_terminal:
         console = Console(width=120)  # a log file or a pipe: room for the summary's columns

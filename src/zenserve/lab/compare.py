@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -165,10 +166,17 @@ def _report_modules() -> tuple[ModuleType, ModuleType]:
 def prepare(out: Path) -> None:
     """Check, before anything is measured, that the report can be written into ``out``."""
     _report_modules()
+    if out.exists() and not out.is_dir():
+        raise ZenserveError(f"{out} is not a directory")
     try:
         out.mkdir(parents=True, exist_ok=True)
+        # A directory can exist and still refuse files (read-only, another
+        # owner, /proc): find out now, not after the whole run was measured.
+        probe = out / f".zenserve-write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
     except OSError as error:
-        raise ZenserveError(f"cannot create {out}: {error.strerror or error}") from None
+        raise ZenserveError(f"cannot write into {out}: {error.strerror or error}") from None
 
 
 def write(results: Results, plan: Plan, out: Path) -> Path:
