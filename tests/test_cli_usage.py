@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -95,3 +96,15 @@ def test_compare_refuses_an_out_directory_it_cannot_write_before_measuring(
     line = one_line_error(capsys, "compare", "--tiny", "--architectures", "single",
                           "--out", str(a_file))
     assert f"{a_file} is not a directory" in line
+
+
+@pytest.mark.parametrize("argv", [("serve",), ("deploy", "run"), ("ask",), ("bench",),
+                                  ("soak",), ("demo",), ("compare",)])
+def test_help_names_values_not_variables(capsys: pytest.CaptureFixture[str],
+                                         argv: tuple[str, ...]) -> None:
+    """No option shows argparse's fallback metavar, its name in capitals (MAX_REQUEST_BYTES)."""
+    with pytest.raises(SystemExit):
+        main([*argv, "--help"])
+    usage = capsys.readouterr().out
+    assert re.findall(r"--[a-z-]+ [A-Z]+_[A-Z_]+\b", usage) == []
+    assert "BACKLOG" not in usage

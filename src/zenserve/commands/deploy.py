@@ -29,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help=f"address to listen on (default {DEFAULT_HOST})")
     run.add_argument("--inherit", action="store_true",
                      help="serve the socket systemd passed (LISTEN_FDS) or fd 0")
-    run.add_argument("--backlog", type=int, default=DEFAULT_BACKLOG,
+    run.add_argument("--backlog", type=int, default=DEFAULT_BACKLOG, metavar="N",
                      help=f"listen backlog (default {DEFAULT_BACKLOG})")
     run.add_argument("--traffic", choices=("local", "haproxy"), default="local",
                      help="local: route on this host (default); haproxy: drive HAProxy")

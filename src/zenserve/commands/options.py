@@ -75,13 +75,14 @@ def add_limit_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = Limits()
     group = parser.add_argument_group("limits")
     group.add_argument("--max-request-bytes", type=int, default=defaults.max_request_bytes,
-                       help=f"longest question (default {defaults.max_request_bytes})")
+                       metavar="N", help=f"longest question (default {defaults.max_request_bytes})")
     group.add_argument("--idle-timeout", default=f"{defaults.idle_timeout:g}s",
                        metavar="DURATION", help="close clients silent this long (default 60s)")
     group.add_argument("--request-timeout", default=f"{defaults.request_timeout:g}s",
                        metavar="DURATION",
                        help="a started question must be complete within this (default 10s)")
     group.add_argument("--max-connections", type=int, default=defaults.max_connections,
+                       metavar="N",
                        help="past this, new clients get 'Error: server busy.' (default 0: "
                             "none; socketserver 1000 threads, forking 256 processes)")
     group.add_argument("--graceful-timeout", default=f"{defaults.graceful_timeout:g}s",

@@ -29,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="serve the socket inherited as fd 0 (inetd) or from LISTEN_FDS")
     parser.add_argument("--allow", action="append", default=[], metavar="CIDR",
                         help="accept clients only from this network (repeatable)")
-    parser.add_argument("--backlog", type=int, default=DEFAULT_BACKLOG,
+    parser.add_argument("--backlog", type=int, default=DEFAULT_BACKLOG, metavar="N",
                         help=f"listen backlog (default {DEFAULT_BACKLOG})")
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="log every connection, book-style")
