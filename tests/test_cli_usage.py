@@ -108,3 +108,15 @@ def test_help_names_values_not_variables(capsys: pytest.CaptureFixture[str],
     usage = capsys.readouterr().out
     assert re.findall(r"--[a-z-]+ [A-Z]+_[A-Z_]+\b", usage) == []
     assert "BACKLOG" not in usage
+
+
+@pytest.mark.parametrize("option", ["--json", "--hgrm"])
+def test_bench_refuses_an_output_it_cannot_write_before_the_run(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path, option: str) -> None:
+    # Nothing listens on port 1: reaching the run would fail with "cannot reach".
+    for unwritable in ("/proc/result", str(tmp_path)):  # /proc refuses files; a directory
+        line = one_line_error(capsys, "bench", "-p", "1", "-d", "1s", option, unwritable)
+        assert f"cannot write {unwritable}" in line
+    unused = tmp_path / "result"
+    assert "cannot reach" in one_line_error(capsys, "bench", "-p", "1", option, str(unused))
+    assert not unused.exists()  # the check leaves no empty file behind

@@ -94,6 +94,9 @@ def run_command(args: argparse.Namespace) -> BenchResult:
 
 
 def run(args: argparse.Namespace) -> int:
+    for path in (args.json, args.hgrm):
+        if path is not None:
+            check_writable(path)
     result = run_command(args)
     try:
         if args.json:
@@ -103,3 +106,15 @@ def run(args: argparse.Namespace) -> int:
     except OSError as error:
         raise ZenserveError(f"cannot write {error.filename}: {error.strerror}") from None
     return 0
+
+
+def check_writable(path: Path) -> None:
+    """Refuse an output file that cannot be written before the run, not after it."""
+    existed = path.exists()
+    try:
+        with path.open("a"):
+            pass
+    except OSError as error:
+        raise ZenserveError(f"cannot write {path}: {error.strerror}") from None
+    if not existed:  # leave no empty file behind if the run itself fails
+        path.unlink()
