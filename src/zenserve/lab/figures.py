@@ -13,6 +13,7 @@ from pathlib import Path
 
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import LogFormatter
 
 from zenserve.lab import analysis
 from zenserve.lab.points import Point, architectures_of, select
@@ -48,6 +49,26 @@ def _new(rows: int = 1, columns: int = 1, height: float = HEIGHT,
                            bottom=BOTTOM_INCHES / height, wspace=0.28, hspace=0.6)
     axes = figure.subplots(rows, columns, squeeze=False, sharey=sharey)
     return figure, [axis for row in axes for axis in row]
+
+
+class _PlainLogFormatter(LogFormatter):
+    """Log-axis labels as plain numbers (0.4, 2, 100): milliseconds read as milliseconds.
+
+    matplotlib's default writes 4×10⁰ and 6×10⁻¹; which ticks get a label is
+    still LogFormatter's choice (every decade, and a few between when the axis
+    spans little).
+    """
+
+    def __call__(self, x: float, pos: int | None = None) -> str:
+        return f"{x:g}" if super().__call__(x, pos) else ""
+
+
+def _log_y(axis: Axes) -> None:
+    """A log y axis labelled in plain numbers."""
+    axis.set_yscale("log")
+    axis.yaxis.set_major_formatter(_PlainLogFormatter(labelOnlyBase=False))
+    axis.yaxis.set_minor_formatter(_PlainLogFormatter(labelOnlyBase=False,
+                                                      minor_thresholds=(2, 0.5)))
 
 
 def _errors(points: Sequence[Point]) -> list[list[float]]:
@@ -147,7 +168,7 @@ def latency_ladder(points: Sequence[Point], measured_seconds: float) -> Figure:
                           xytext=(3, -12), textcoords="offset points", fontsize=8,
                           color="grey")
         axis.set_xscale("log")
-        axis.set_yscale("log")
+        _log_y(axis)
         axis.set_xticks(rates, [f"{rate:,.0f}" for rate in rates], fontsize=8, rotation=45,
                         ha="right")
         axis.minorticks_off()
@@ -209,7 +230,7 @@ def latency_at_fixed_rate(points: Sequence[Point]) -> Figure:
     value = {(point.architecture, label): point for point in chosen
              for label, metric in metrics.items() if point.metric == metric}
     _bars(axis, names, list(metrics), value, _shades(len(metrics)))
-    axis.set_yscale("log")
+    _log_y(axis)
     _log_floor(axis, list(value.values()))
     axis.set_ylabel("latency, ms (log scale)")
     rate = f"{fixed:,.0f} req/s" if fixed is not None else "no rate"
@@ -244,6 +265,7 @@ def concurrency(points: Sequence[Point]) -> Figure:
 def availability(points: Sequence[Point]) -> Figure:
     """Section 4: success ratio and p99 of normal clients under each condition."""
     figure, (left, right) = _new(2, 1, height=2 * HEIGHT)
+    figure.subplots_adjust(hspace=0.4)  # room for the legend below the upper panel, no more
     section = select(points, section="availability")
     names = architectures_of(section)
     conditions = list(dict.fromkeys(point.condition for point in section))
@@ -255,11 +277,13 @@ def availability(points: Sequence[Point]) -> Figure:
     left.set_ylim(0, 1.05)
     left.set_ylabel("share of normal requests answered")
     left.set_title("Normal clients' success ratio", fontsize=10)
-    right.set_yscale("log")
+    _log_y(right)
     _log_floor(right, select(section, metric="latency_p99_ms"))
     right.set_ylabel("p99 latency of normal clients, ms")
     right.set_title("Normal clients' p99 (missing: no answers)", fontsize=10)
-    left.legend(fontsize=7, title="misbehaving clients", title_fontsize=7, loc="lower right")
+    # Below the panel: inside, it would cover the bars (they reach 1.0).
+    left.legend(fontsize=8, title="misbehaving clients", title_fontsize=8, loc="upper center",
+                bbox_to_anchor=(0.5, -0.08), ncol=max(1, len(conditions)))
     return figure
 
 
