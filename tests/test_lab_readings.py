@@ -18,8 +18,9 @@ from zenserve.errors import ZenserveError
 from zenserve.lab import analysis, readings, wording
 from zenserve.lab.compare import write
 from zenserve.lab.experiments import latency
-from zenserve.lab.plan import quick_plan, tiny_plan, with_architectures
+from zenserve.lab.plan import MISBEHAVIOURS, MIXED, quick_plan, tiny_plan, with_architectures
 from zenserve.lab.points import Point, summarize
+from zenserve.lab.readings.clients import MISBEHAVING
 from zenserve.lab.results import Results
 from zenserve.lab.runner import Lab
 from zenserve.servers import ARCHITECTURES
@@ -146,12 +147,13 @@ def test_availability_names_who_was_harmed_and_what_a_killed_worker_cost() -> No
     points += [summarize("worker_kill", "epoll", "requests_lost", [2, 3, 7], workers=2),
                summarize("worker_kill", "epoll", "recovery_ms", [110, 120, 150], workers=2)]
     text = readings.availability(points)
-    assert text[0] == "With no misbehaving clients, normal clients got 100% to 100% of their " \
+    # One share when every architecture got the same; the condition in words.
+    assert text[0] == "With no misbehaving clients, normal clients got 100% of their " \
                       "requests answered."
-    assert text[1] == "With mixed clients mixed in, single answered only 0.0% of normal " \
-                      "requests (no answer at all)."
-    assert text[2] == "With mixed clients, epoll still answered 99.0% or more (p99 epoll " \
-                      "0.40 ms → 0.90 ms)."
+    assert text[1] == "With misbehaving clients of all three kinds mixed in, single answered " \
+                      "only 0.0% of normal requests (no answer at all)."
+    assert text[2] == "With misbehaving clients of all three kinds, epoll still answered " \
+                      "99.0% or more (p99 epoll 0.40 ms → 0.90 ms)."
     assert text[3] == "Killing one of epoll's 2 workers mid-run lost 3 normal requests " \
                       "(runs: 2 to 7); a replacement worker was running 120 ms later."
 
@@ -272,3 +274,7 @@ def test_a_second_worker_with_overlapping_runs_is_called_unclear() -> None:
     text = readings.scalability(points, quick_plan())
     assert text[1] == ("What a second worker adds with the cpu cost is unclear (a modest gain, "
                        "or runs that overlap): epoll ×1.50.")
+
+
+def test_every_misbehaviour_has_words_in_the_readings() -> None:
+    assert set(MISBEHAVING) == {*MISBEHAVIOURS, MIXED}

@@ -6,7 +6,7 @@ import math
 from collections.abc import Sequence
 
 from zenserve.lab import analysis
-from zenserve.lab.plan import BASELINE
+from zenserve.lab.plan import BASELINE, MIXED
 from zenserve.lab.points import Point, select
 from zenserve.lab.wording import count, millis, names, percent
 
@@ -15,6 +15,13 @@ UNHARMED = 0.99
 HARMED = 0.9
 # Up to this many architectures, each one's p99 change is spelt out.
 DETAILED = 3
+# The misbehaving clients of each condition, in words (see zenserve.lab.misbehave).
+MISBEHAVING = {
+    MIXED: "misbehaving clients of all three kinds",
+    "half-question-leave": "clients that send half a question and leave",
+    "stalled-half-question": "clients stalled in mid-question",
+    "reset": "clients that reset their connections",
+}
 
 
 def concurrency(points: Sequence[Point]) -> list[str]:
@@ -53,23 +60,25 @@ def availability(points: Sequence[Point]) -> list[str]:
            for point in select(section, metric="latency_p99_ms")}
     baseline = [value for (_, condition), value in success.items() if condition == BASELINE]
     if baseline:
-        sentences.append(f"With no misbehaving clients, normal clients got "
-                         f"{percent(min(baseline))} to {percent(max(baseline))} of their "
+        low, high = percent(min(baseline)), percent(max(baseline))
+        share = low if low == high else f"{low} to {high}"
+        sentences.append(f"With no misbehaving clients, normal clients got {share} of their "
                          f"requests answered.")
     conditions = dict.fromkeys(condition for _, condition in success if condition != BASELINE)
     for condition in conditions:
+        who = MISBEHAVING.get(condition, f"{condition} clients")
         ratios = {name: value for (name, cond), value in success.items() if cond == condition}
         harmed = [name for name, value in ratios.items() if value < HARMED]
         unharmed = [name for name, value in ratios.items() if value >= UNHARMED]
         for name in harmed:
             latency = p99.get((name, condition), math.nan)
             detail = "no answer at all" if math.isnan(latency) else f"p99 {millis(latency)}"
-            sentences.append(f"With {condition} clients mixed in, {name} answered only "
+            sentences.append(f"With {who} mixed in, {name} answered only "
                              f"{percent(ratios[name])} of normal requests ({detail}).")
         if unharmed:
             before = {name: p99.get((name, BASELINE), math.nan) for name in unharmed}
             after = {name: p99.get((name, condition), math.nan) for name in unharmed}
-            sentences.append(f"With {condition} clients, {names(unharmed)} still answered "
+            sentences.append(f"With {who}, {names(unharmed)} still answered "
                              f"{percent(UNHARMED)} or more ({_p99_change(before, after)}).")
     return sentences + worker_kill(points)
 
