@@ -8,11 +8,17 @@ while idle (as a stop does) replaced rather than handed a job.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 import gevent
 
+from tests.helpers import ANSWER, QUESTION, connect, read_answers
+from zenserve.process import ServerProcess
 from zenserve.servers.gevent_connection import WorkerPool
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 WAIT_SECONDS = 0.01
 
@@ -65,3 +71,21 @@ def test_a_worker_killed_while_idle_is_replaced() -> None:
                                                                         ("second", "b")]
     assert record.done[1][2] is not first_worker
     assert record.failed == []
+
+
+def test_a_user_service_that_waits_cooperatively_is_answered_under_gevent() -> None:
+    # The hub answers the built-in table in its callbacks; user code may switch
+    # (gevent.sleep, gevent sockets), which only a greenlet may do.
+    env = os.environ.copy()
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    with ServerProcess("--arch", "gevent", "--service", "tests.services.cooperative:answer",
+                       env=env) as server:
+        clients = [connect(server.port) for _ in range(3)]
+        try:
+            for client in clients:
+                client.sendall(QUESTION * 2)
+            for client in clients:
+                assert read_answers(client, 2) == [ANSWER, ANSWER]
+        finally:
+            for client in clients:
+                client.close()

@@ -168,6 +168,11 @@ class Service:
         return ready
 
     @property
+    def calls_user_code(self) -> bool:
+        """True when answering calls a user's callable (which may block or switch greenlets)."""
+        return self._handler is not None
+
+    @property
     def questions(self) -> list[bytes]:
         """The questions this service knows (empty for a callable service)."""
         return list(self.table)

@@ -11,7 +11,8 @@ only its socket, its conversation and a read watcher of the hub; when input
 arrives, the watcher's callback reads it, answers and sends, in the hub (a
 request with nothing to wait for never leaves it). A request that must wait is
 handed to a worker greenlet from a small pool of idle ones: an ``io`` cost
-(``gevent.sleep``), or a client that does not read its answers (the worker
+(``gevent.sleep``), a user's ``--service`` callable (which may wait on gevent
+sockets or sleeps), or a client that does not read its answers (the worker
 waits for the socket to drain and reads nothing more from that client
 meanwhile: backpressure without a buffer). Then the worker goes back to the
 pool and the connection back to its watcher.
@@ -68,6 +69,8 @@ class Server(base.Server):
         super().__init__(listener, context)
         self.connections: set[GreenConnection] = set()
         self._io_delay = context.service.io_delay
+        # A user's callable may switch (gevent.sleep, gevent sockets): only a greenlet may.
+        self._user_code = context.service.calls_user_code
         self._stopping = False
         self._graceful = True
         self._stop_asked = False
@@ -155,6 +158,9 @@ class Server(base.Server):
                     self._workers.hand_over(self._answer_after_delay, connection, questions)
                     return
                 reply = conversation.answer_all(questions)  # nothing, or an error
+            elif self._user_code:
+                self._workers.hand_over(self._answer_in_worker, connection, data)
+                return
             else:
                 reply = conversation.receive(data)
             if reply:
@@ -219,6 +225,20 @@ class Server(base.Server):
             connection.waiting_worker = None
         reply = connection.conversation.answer_all(questions)
         self._send_rest(connection, memoryview(reply), me)
+
+    def _answer_in_worker(self, connection: GreenConnection, data: bytes, me: Any) -> None:
+        """In a worker: answer with the user's code, which may wait cooperatively; send."""
+        connection.watcher.stop()
+        connection.waiting_worker = me
+        try:
+            reply = connection.conversation.receive(data)
+        finally:
+            connection.waiting_worker = None
+        if reply:
+            self._send_rest(connection, memoryview(reply), me)
+        else:  # part of a question: its clock keeps running
+            connection.watcher.start(self._readable, connection)
+            self._after_reply(connection, False)
 
     def _send_rest(self, connection: GreenConnection, rest: memoryview, me: Any) -> None:
         """In a worker: send it all, waiting while the client does not read; then read again.
