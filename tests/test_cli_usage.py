@@ -120,3 +120,11 @@ def test_bench_refuses_an_output_it_cannot_write_before_the_run(
     unused = tmp_path / "result"
     assert "cannot reach" in one_line_error(capsys, "bench", "-p", "1", option, str(unused))
     assert not unused.exists()  # the check leaves no empty file behind
+
+
+def test_a_host_copied_from_the_listening_line_is_understood(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # `Listening at [::1]:1060` brackets an IPv6 host; ask and serve take it as printed,
+    # and ask names an IPv6 server the same way in its reasons.
+    assert main(["ask", "[::1]", "-p", "1"]) == 1
+    assert capsys.readouterr().err == "zenserve ask: [::1]:1: Connection refused\n"

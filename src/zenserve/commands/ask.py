@@ -11,6 +11,7 @@ from zenserve.client import ZenClient
 from zenserve.commands.options import add_address_arguments
 from zenserve.cost import parse_duration
 from zenserve.errors import ZenserveError
+from zenserve.net import describe_address
 from zenserve.service import load_table, pep20_table
 
 HELP = "ask a zen server questions and check its answers"
@@ -33,6 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     timeout = _checked(args)
     table = load_table(args.aphorisms) if args.aphorisms else pep20_table()
+    server = describe_address((args.host, args.port))
     try:
         with ZenClient(args.host, args.port, timeout=timeout) as client:
             if args.e:
@@ -40,9 +42,9 @@ def run(args: argparse.Namespace) -> int:
                 return 0
             return _ask_all(client, table, args)
     except TimeoutError:
-        return _fail(f"no answer from {args.host}:{args.port} within {timeout:g}s")
+        return _fail(f"no answer from {server} within {timeout:g}s")
     except OSError as error:
-        return _fail(f"{args.host}:{args.port}: {error.strerror or error}")
+        return _fail(f"{server}: {error.strerror or error}")
 
 
 def _checked(args: argparse.Namespace) -> float:

@@ -35,10 +35,15 @@ def _port_in_range(text: str, lowest: int) -> int:
     return port
 
 
+def host_name(text: str) -> str:
+    """HOST as typed, or as copied from ``Listening at [::1]:1060``: brackets removed."""
+    return text[1:-1] if text.startswith("[") and text.endswith("]") else text
+
+
 def add_address_arguments(parser: argparse.ArgumentParser, host_help: str, *,
                           listening: bool = True) -> None:
     """HOST and ``-p PORT``: where a server listens, or (``listening=False``) where to connect."""
-    parser.add_argument("host", nargs="?", default=DEFAULT_HOST,
+    parser.add_argument("host", nargs="?", default=DEFAULT_HOST, type=host_name,
                         help=f"{host_help} (default {DEFAULT_HOST})")
     if listening:
         parser.add_argument("-p", "--port", type=port_number, default=DEFAULT_PORT,
