@@ -1,0 +1,29 @@
+"""The README documents what the tools really print and write."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from zenserve import load
+from zenserve.load import BenchOptions
+from zenserve.process import ServerProcess
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def documented_bench_keys() -> set[str]:
+    """Every `key` in the first column of the README's `--json FILE` table."""
+    text = README.read_text(encoding="utf-8")
+    table = text[text.index("`--json FILE` (schema `zenserve.bench/1`"):]
+    table = table[:table.index("\n\n", table.index("| key |"))]
+    first_columns = [line.split("|")[1] for line in table.splitlines() if line.startswith("| `")]
+    return {key for column in first_columns for key in re.findall(r"`([a-z_0-9]+)`", column)}
+
+
+def test_every_key_of_bench_json_is_in_the_readme() -> None:
+    with ServerProcess("--arch", "single") as server:
+        result = load.run(BenchOptions(port=server.port, connections=1, duration=0.3,
+                                       warmup=0.0, processes=1))
+    written = set(result.to_json()) - {"schema"}  # the schema is named in the heading
+    assert written - documented_bench_keys() == set()
