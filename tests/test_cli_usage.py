@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from zenserve.cli import main
+from zenserve.config import MAX_WORKERS
 
 
 def usage_error(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
@@ -128,3 +131,14 @@ def test_a_host_copied_from_the_listening_line_is_understood(
     # and ask names an IPv6 server the same way in its reasons.
     assert main(["ask", "[::1]", "-p", "1"]) == 1
     assert capsys.readouterr().err == "zenserve ask: [::1]:1: Connection refused\n"
+
+
+@pytest.mark.parametrize("workers", ["65", "100000"])
+def test_serve_caps_workers_where_a_release_does(workers: str) -> None:
+    # 100000 used to open an eventfd per slot until EMFILE, then a traceback. A
+    # child process, so a server accepting the count would not run inside pytest.
+    result = subprocess.run(
+        [sys.executable, "-m", "zenserve", "serve", "-p", "0", "--workers", workers],
+        capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr == f"zenserve serve: error: --workers must be at most {MAX_WORKERS}\n"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -14,6 +15,7 @@ import psutil
 import pytest
 
 from tests.helpers import ANSWER, QUESTION, ask, connect, read_answers, read_until_closed, wait_for
+from zenserve.config import MAX_WORKERS
 from zenserve.process import ServerProcess
 from zenserve.servers import ARCHITECTURES
 from zenserve.worker_pool import (
@@ -168,6 +170,23 @@ def test_negative_workers_is_a_one_line_error() -> None:
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         "zenserve serve: error: --workers must be 0 (serve in this process) or more"
+    ]
+
+
+def test_running_out_of_descriptors_while_starting_workers_is_one_line() -> None:
+    """A low open-file limit: the parent cannot make a slot for every worker."""
+    def low_file_limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (40, 40))
+
+    result = subprocess.run(
+        [sys.executable, "-m", "zenserve", "serve", "-p", "0", "--workers", str(MAX_WORKERS)],
+        capture_output=True, text=True, timeout=30, preexec_fn=low_file_limit,
+    )
+    assert result.returncode == 2
+    assert result.stdout == ""  # never said it was listening
+    assert result.stderr.splitlines() == [
+        f"zenserve serve: error: cannot start {MAX_WORKERS} workers: Too many open files "
+        "(the limit, ulimit -n, is 40)"
     ]
 
 

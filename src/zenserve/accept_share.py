@@ -44,8 +44,13 @@ class AcceptShares:
         # fileno -1: an anonymous MAP_SHARED mapping, the same pages in every forked worker.
         self._memory = mmap.mmap(-1, _ROW.size * self.slots)
         self._table = struct.Struct("<" + "qq" * self.slots)
-        self._turns = [os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
-                       for _ in range(self.slots)]
+        self._turns: list[int] = []
+        try:
+            for _ in range(self.slots):
+                self._turns.append(os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC))
+        except OSError:  # out of descriptors: give back the ones already made
+            self.close()
+            raise
 
     def for_worker(self, slot: int) -> AcceptShare:
         """The view of the worker in ``slot`` (called in that worker, after the fork)."""

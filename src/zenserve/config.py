@@ -15,6 +15,11 @@ DEFAULT_HOST = "127.0.0.1"
 # Listing 7-1 listens with a backlog of 64; connections beyond a busy server's
 # capacity should wait in the kernel rather than be refused, so allow more.
 DEFAULT_BACKLOG = 1024
+# The most worker processes one server (`serve --workers`, a release's
+# `workers`) may have: each holds a slot of the shared tables and an eventfd,
+# and far more processes than cores only take turns on them. Ten thousand
+# slots would exhaust the open-file limit before serving anything.
+MAX_WORKERS = 64
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,8 +21,11 @@ never creates an event loop, a gevent hub or a uvloop to be inherited broken.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import errno
 import logging
+import resource
 import selectors
 import signal
 import socket
@@ -33,7 +36,7 @@ from functools import partial
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from zenserve.accept_share import AcceptShares
-from zenserve.config import ServerConfig
+from zenserve.config import MAX_WORKERS, ServerConfig
 from zenserve.errors import ZenserveError
 from zenserve.metrics import announce_metrics, start_metrics
 from zenserve.net import describe_address
@@ -212,16 +215,16 @@ def pool_metrics(pool: WorkerPool) -> Iterator[Metric]:
 def serve_with_workers(config: ServerConfig, ready: ReadyCallback = announce_ready,
                        generation: str = "") -> None:
     """Serve ``config`` with ``config.workers`` supervised processes until SIGTERM or SIGINT."""
-    if config.workers < 1:
-        raise ZenserveError("--workers must be 1 or more")
+    if not 1 <= config.workers <= MAX_WORKERS:
+        raise ZenserveError(f"--workers must be 1 to {MAX_WORKERS}")
     get_architecture(config.architecture)  # the name now; each worker imports the module
     context = build_context(config)  # a bad table or callable fails here, before any fork
-    listener = open_listener(config)
-    table = SharedStatsTable(config.workers)
-    shares = AcceptShares(config.workers)
-    channel = ReadyChannel()
-    metrics = None
-    try:
+    with contextlib.ExitStack() as cleanup:
+        cleanup.callback((listener := open_listener(config)).close)
+        with starting_workers(config.workers):
+            table = cleanup.enter_context(contextlib.closing(SharedStatsTable(config.workers)))
+            shares = cleanup.enter_context(contextlib.closing(AcceptShares(config.workers)))
+            channel = cleanup.enter_context(contextlib.closing(ReadyChannel()))
         main = partial(serve_in_worker, listener=listener, context=context, table=table,
                        channel=channel, shares=shares)
         pool = WorkerPool(config.workers, main)
@@ -232,23 +235,30 @@ def serve_with_workers(config: ServerConfig, ready: ReadyCallback = announce_rea
         # of that one connection's fd, which is closed when the worker exits).
         metrics = start_metrics(config, table.totals, partial(pool_metrics, pool), generation)
         if metrics is not None:
+            cleanup.callback(metrics.close)
             pool.parent_only_fds.append(metrics.fileno())
         supervisor = Supervisor(pool, channel, config.limits.graceful_timeout,
                                 on_exit=lambda exit: _retire(exit, table, shares))
-        try:
-            if supervisor.start():
-                ready(describe_address(listener.getsockname()))
-                announce_metrics(metrics)
-                supervisor.run()
-        finally:
-            supervisor.close()
-    finally:
-        if metrics is not None:
-            metrics.close()
-        channel.close()
-        table.close()
-        shares.close()
-        listener.close()
+        cleanup.callback(supervisor.close)
+        with starting_workers(config.workers):
+            started = supervisor.start()
+        if started:
+            ready(describe_address(listener.getsockname()))
+            announce_metrics(metrics)
+            supervisor.run()
+
+
+@contextlib.contextmanager
+def starting_workers(count: int) -> Iterator[None]:
+    """Turn running out of a resource (descriptors, memory) while starting workers into one line."""
+    try:
+        yield
+    except OSError as error:
+        reason = error.strerror or str(error)
+        if error.errno == errno.EMFILE:
+            soft_limit, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+            reason += f" (the limit, ulimit -n, is {soft_limit})"
+        raise ZenserveError(f"cannot start {count} workers: {reason}") from None
 
 
 def _retire(exit: Exit, table: SharedStatsTable, shares: AcceptShares) -> None:

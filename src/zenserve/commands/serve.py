@@ -11,7 +11,7 @@ from zenserve.commands.options import (
     limits_from,
     service_config_from,
 )
-from zenserve.config import DEFAULT_BACKLOG, DEFAULT_HOST, ServerConfig
+from zenserve.config import DEFAULT_BACKLOG, DEFAULT_HOST, MAX_WORKERS, ServerConfig
 from zenserve.errors import ZenserveError
 from zenserve.runner import serve
 from zenserve.servers import ARCHITECTURES, get_architecture
@@ -37,8 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="threads in the threaded architecture's pool "
                              f"(default {DEFAULT_THREADS}, as listing 7-4)")
     parser.add_argument("--workers", type=worker_count, default=0, metavar="N",
-                        help="N supervised processes share the listener (default 0: this one; "
-                             "auto: one per core this process may use)")
+                        help=f"N supervised processes share the listener, at most {MAX_WORKERS} "
+                             "(default 0: this one; auto: one per core this process may use)")
     parser.add_argument("--metrics-port", type=int, metavar="PORT",
                         help="serve Prometheus metrics at http://HOST:PORT/metrics (0: any port)")
     parser.add_argument("--metrics-host", default=DEFAULT_HOST, metavar="HOST",
@@ -48,9 +48,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def worker_count(text: str) -> int:
-    """``--workers``: a number, or ``auto`` for one worker per usable core."""
+    """``--workers``: a number, or ``auto`` for one worker per usable core (at most the cap)."""
     if text == "auto":
-        return usable_cores()
+        return min(usable_cores(), MAX_WORKERS)
     try:
         return int(text)
     except ValueError:
@@ -61,6 +61,8 @@ def config_from(args: argparse.Namespace) -> ServerConfig:
     get_architecture(args.arch)
     if args.workers < 0:
         raise ZenserveError("--workers must be 0 (serve in this process) or more")
+    if args.workers > MAX_WORKERS:
+        raise ZenserveError(f"--workers must be at most {MAX_WORKERS}")
     if args.threads < 1:
         raise ZenserveError("--threads must be 1 or more")
     return ServerConfig(

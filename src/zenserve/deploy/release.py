@@ -15,7 +15,7 @@ import tomllib
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from zenserve.config import Limits, ServerConfig, ServiceConfig
+from zenserve.config import MAX_WORKERS, Limits, ServerConfig, ServiceConfig
 from zenserve.cost import Cost, CostKind
 from zenserve.deploy.fields import Fields
 from zenserve.errors import ZenserveError
@@ -123,7 +123,7 @@ def parse_release(data: object, path: Path) -> Release:
     haproxy = _haproxy(fields.table_of("haproxy")) if fields.has("haproxy") else None
     architecture = fields.text("architecture", "single" if haproxy else None)
     _check_deployable(fields, architecture, haproxy is not None)
-    workers = fields.integer("workers", 1, minimum=1, maximum=64)
+    workers = fields.integer("workers", 1, minimum=1, maximum=MAX_WORKERS)
     threads = fields.integer("threads", 4, minimum=1, maximum=1024)
     verbose = fields.boolean("verbose", False)
     service, table = _service(fields.table_of("service"), path.parent)
