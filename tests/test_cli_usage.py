@@ -142,3 +142,14 @@ def test_serve_caps_workers_where_a_release_does(workers: str) -> None:
         capture_output=True, text=True, timeout=30)
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr == f"zenserve serve: error: --workers must be at most {MAX_WORKERS}\n"
+
+
+@pytest.mark.parametrize("command", [("serve", "-p", "0"), ("ask", "-p", "1"),
+                                     ("bench", "-p", "1")])
+def test_a_table_file_that_is_not_utf8_is_one_line(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path, command: tuple[str, ...]) -> None:
+    table = tmp_path / "bin.toml"
+    table.write_bytes(b"\xff\xfe")  # was a UnicodeDecodeError traceback
+    line = one_line_error(capsys, *command, "--aphorisms", str(table))
+    assert line == (f"zenserve {command[0]}: error: {table}: not UTF-8 text (byte 0); "
+                    "a table file is TOML, or JSON if its name ends in .json\n")

@@ -96,6 +96,17 @@ def test_a_bad_release_is_rejected_with_one_line_naming_it(
     assert "\n" not in str(caught.value)
 
 
+def test_a_release_or_table_that_is_not_utf8_is_one_line(tmp_path: Path) -> None:
+    release = tmp_path / "release.toml"
+    release.write_bytes(b"\xff\xfe")  # was a UnicodeDecodeError traceback
+    with pytest.raises(ZenserveError, match=r"not UTF-8 text \(byte 0\); a release is TOML"):
+        load_release(release)
+    (tmp_path / "bin.toml").write_bytes(b'"A?" = "\xff."\n')
+    with pytest.raises(ZenserveError, match=r"bin.toml: not UTF-8 text \(byte 8\)"):
+        load_release(write(tmp_path, 'version = "v1"\narchitecture = "epoll"\n'
+                                     '[service]\naphorisms = "bin.toml"\n'))
+
+
 def test_the_fingerprint_follows_the_content_not_the_strategy(tmp_path: Path) -> None:
     first = load_release(write(tmp_path, FULL_RELEASE))
     again = load_release(write(tmp_path, FULL_RELEASE.replace('kind = "canary"',

@@ -50,7 +50,7 @@ def test_table_from_toml_and_json(tmp_path: Path) -> None:
         ('"A?" = "B"', "must end with its only '.'"),
         ('"A?" = "B.C."', "must end with its only '.'"),
         ('"A?" = 3', "must map text to text"),
-        ("not toml at all [", "not valid toml"),
+        ("not toml at all [", r"not valid TOML \(a table file is TOML, or JSON if its name"),
         ("", "non-empty table"),
     ],
 )
@@ -59,6 +59,27 @@ def test_bad_table_files_get_one_clear_error(tmp_path: Path, content: str, messa
     path.write_text(content)
     with pytest.raises(ZenserveError, match=message):
         load_table(path)
+
+
+@pytest.mark.parametrize("name", ["bin.toml", "bin.json", "bin.yaml"])
+def test_a_table_file_that_is_not_utf8_gets_one_clear_error(tmp_path: Path, name: str) -> None:
+    path = tmp_path / name
+    path.write_bytes(b"\xff\xfe")  # was a UnicodeDecodeError traceback
+    with pytest.raises(ZenserveError, match=r"not UTF-8 text \(byte 0\); a table file is TOML"):
+        load_table(path)
+
+
+def test_a_table_file_names_the_format_it_was_read_as(tmp_path: Path) -> None:
+    """Only *.json is JSON; a .yaml file is read as TOML, and the error says so."""
+    yaml = tmp_path / "table.yaml"
+    yaml.write_text("A?: B.\n")
+    with pytest.raises(ZenserveError, match=r"table.yaml: not valid TOML \(a table file is TOML,"
+                                            r" or JSON if its name ends in .json\)"):
+        load_table(yaml)
+    json_file = tmp_path / "table.json"
+    json_file.write_text('"A?" = "B."\n')
+    with pytest.raises(ZenserveError, match=r"table\.json: not valid JSON"):
+        load_table(json_file)
 
 
 def test_missing_table_file(tmp_path: Path) -> None:

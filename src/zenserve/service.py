@@ -72,14 +72,19 @@ def pep20_table() -> dict[bytes, bytes]:
 
 def load_table(path: Path) -> dict[bytes, bytes]:
     """Read a question -> answer table from a TOML or JSON file, checking every entry."""
+    # The name chooses the parser: *.json is JSON, any other name TOML.
+    kind = "JSON" if path.suffix == ".json" else "TOML"
+    accepted = "a table file is TOML, or JSON if its name ends in .json"
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise ZenserveError(f"cannot read aphorisms file {path}: {error.strerror}") from None
+    except UnicodeDecodeError as error:
+        raise ZenserveError(f"{path}: not UTF-8 text (byte {error.start}); {accepted}") from None
     try:
-        data = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
+        data = json.loads(text) if kind == "JSON" else tomllib.loads(text)
     except (json.JSONDecodeError, tomllib.TOMLDecodeError) as error:
-        raise ZenserveError(f"{path}: not valid {path.suffix[1:] or 'TOML'}: {error}") from None
+        raise ZenserveError(f"{path}: not valid {kind} ({accepted}): {error}") from None
     if isinstance(data, dict) and set(data) == {"aphorisms"}:
         data = data["aphorisms"]
     return validate_table(data, str(path))

@@ -106,6 +106,9 @@ def load_release(path: Path) -> Release:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise ZenserveError(f"cannot read release {path}: {error.strerror}") from None
+    except UnicodeDecodeError as error:
+        raise ZenserveError(f"{path}: not UTF-8 text (byte {error.start}); a release is TOML"
+                            ) from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
