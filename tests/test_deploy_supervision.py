@@ -41,6 +41,20 @@ def test_the_default_control_path_follows_the_port() -> None:
     assert str(os.getuid()) in default_control_path(1060).name
 
 
+def test_a_control_path_that_is_not_a_socket_is_refused_and_kept(tmp_path: Path) -> None:
+    release = write_release(tmp_path, "v1")
+    notes = tmp_path / "notes.txt"
+    notes.write_text("keep me\n")  # a stale-socket clean-up used to unlink any file here
+    for control, what in ((tmp_path, "a directory"), (notes, "a file that is not a socket")):
+        result = subprocess.run(
+            [sys.executable, "-m", "zenserve", "deploy", "run", str(release), "-p", "0",
+             "--control", str(control)], capture_output=True, text=True, timeout=30)
+        assert result.returncode == 2 and result.stdout == ""
+        assert result.stderr == (f"zenserve deploy: error: --control {control} is {what}; "
+                                 "give the path of a socket to create\n")
+    assert notes.read_text() == "keep me\n"
+
+
 def test_a_dead_worker_is_replaced(tmp_path: Path) -> None:
     with deployment(write_release(tmp_path, "v1", workers=2), tmp_path / "c.sock") as running:
         with LoadClients(running.port, threads=2, per_request=True, max_seconds=30) as load:

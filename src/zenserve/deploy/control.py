@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import socket
+import stat
 import struct
 import tempfile
 from collections.abc import Callable, Iterator
@@ -135,9 +136,19 @@ class ControlServer:
 
 
 def _refuse_if_in_use(path: Path) -> None:
-    """A live supervisor owns ``path``: refuse. A stale socket file is removed."""
-    if not path.exists():
+    """A live supervisor owns ``path``: refuse. A stale socket file is removed.
+
+    Anything else at ``path`` (a directory, a user's file) is refused, never removed.
+    """
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
         return
+    except OSError as error:
+        raise ZenserveError(f"cannot create control socket {path}: {error.strerror}") from None
+    if not stat.S_ISSOCK(mode):
+        what = "a directory" if stat.S_ISDIR(mode) else "a file that is not a socket"
+        raise ZenserveError(f"--control {path} is {what}; give the path of a socket to create")
     probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         probe.connect(str(path))
