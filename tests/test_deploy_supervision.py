@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import selectors
 import signal
 import socket
 import stat
@@ -10,6 +11,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import psutil
 
 from tests.deploy_helpers import (
     SOCKET_TIMEOUT,
@@ -39,6 +42,50 @@ def test_the_control_socket_is_for_its_owner_only(tmp_path: Path) -> None:
 def test_the_default_control_path_follows_the_port() -> None:
     assert default_control_path(1060) != default_control_path(1061)
     assert str(os.getuid()) in default_control_path(1060).name
+
+
+def test_with_port_zero_status_finds_the_supervisor_by_the_port_it_printed(
+        tmp_path: Path) -> None:
+    """The README's workflow with `-p 0`: the control socket is named after the bound port."""
+    release = write_release(tmp_path, "v1")
+    environment = dict(environment_without_listen_fds(), XDG_RUNTIME_DIR=str(tmp_path))
+    supervisor = subprocess.Popen(
+        [sys.executable, "-m", "zenserve", "deploy", "run", str(release), "-p", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=environment)
+    try:
+        listening, control_line = first_lines(supervisor, 2, timeout=30)
+        assert listening.startswith("Listening at 127.0.0.1:"), listening
+        port = int(listening.rsplit(":", 1)[1])
+        control = tmp_path / f"zenserve-deploy-{os.getuid()}-{port}.sock"
+        assert control_line == f"Control at {control}"
+        status = subprocess.run(
+            [sys.executable, "-m", "zenserve", "deploy", "status", "-p", str(port)],
+            capture_output=True, text=True, timeout=30, env=environment)
+        assert status.returncode == 0, status.stderr
+        assert status.stdout.startswith(f"zenserve deploy at 127.0.0.1:{port} (control {control}")
+        supervisor.send_signal(signal.SIGTERM)
+        assert supervisor.wait(20) == 0
+    finally:
+        workers = psutil.Process(supervisor.pid).children() if supervisor.poll() is None else []
+        supervisor.kill()
+        supervisor.communicate()
+        for worker in psutil.wait_procs(workers, timeout=10)[1]:
+            worker.kill()
+
+
+def first_lines(process: subprocess.Popen[bytes], count: int, timeout: float) -> list[str]:
+    """The first ``count`` lines ``process`` prints, or fewer if it stops or takes too long."""
+    assert process.stdout is not None
+    output, deadline = b"", time.monotonic() + timeout
+    with selectors.DefaultSelector() as selector:
+        selector.register(process.stdout, selectors.EVENT_READ)
+        while output.count(b"\n") < count and (left := deadline - time.monotonic()) > 0:
+            if not selector.select(left):
+                break
+            if not (data := os.read(process.stdout.fileno(), 4096)):
+                break  # it exited
+            output += data
+    return output.decode().splitlines()[:count]
 
 
 def test_a_control_path_that_is_not_a_socket_is_refused_and_kept(tmp_path: Path) -> None:

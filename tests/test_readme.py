@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
 from zenserve import load
+from zenserve.deploy.control import default_control_path
+from zenserve.deploy.launch import CONTROL_PREFIX
 from zenserve.load import BenchOptions
 from zenserve.process import ServerProcess
 
@@ -27,3 +30,11 @@ def test_every_key_of_bench_json_is_in_the_readme() -> None:
                                        warmup=0.0, processes=1))
     written = set(result.to_json()) - {"schema"}  # the schema is named in the heading
     assert written - documented_bench_keys() == set()
+
+
+def test_the_readme_names_the_control_socket_deploy_run_prints() -> None:
+    """`deploy run -p 0` prints its control socket; the README says so, with the path's form."""
+    text = README.read_text(encoding="utf-8")
+    assert f"`{CONTROL_PREFIX}PATH`" in text
+    name = default_control_path(1060).name
+    assert name.replace(f"-{os.getuid()}-", "-UID-").replace("1060", "PORT") in text

@@ -19,6 +19,9 @@ from zenserve.runner import announce_ready
 
 # What `deploy run --traffic haproxy` prints once the stable servers are UP.
 HAPROXY_READY_PREFIX = "Driving "
+# The line after the readiness line: where `deploy status/release/...` reach
+# this supervisor (named after the port it bound, so `-p 0` is found too).
+CONTROL_PREFIX = "Control at "
 
 
 def run_supervisor(args: argparse.Namespace) -> int:
@@ -40,6 +43,7 @@ def run_supervisor(args: argparse.Namespace) -> int:
         except BaseException:
             commands.close()
             raise
+        _announce_control(commands)
         supervisor.serve_forever()
     finally:
         listener.close()
@@ -70,11 +74,18 @@ def _run_through_haproxy(args: argparse.Namespace, release: Release) -> int:
         commands.close()
         reactor.close()
         raise
+    _announce_control(commands)
     try:
         supervisor.serve_forever()
     finally:
         reactor.close()
     return 0
+
+
+def _announce_control(commands: Commands) -> None:
+    """After the readiness line, not before: readers that stop at it are not disturbed."""
+    sys.stdout.write(f"{CONTROL_PREFIX}{commands.control_path}\n")
+    sys.stdout.flush()
 
 
 def _announce_driving(address: str) -> None:
