@@ -143,3 +143,49 @@ def test_a_release_without_addresses_cannot_become_haproxy_config(tmp_path: Path
     assert result.returncode == 2
     assert result.stderr.strip().endswith(
         "plain.toml: render haproxy needs a [haproxy] table with servers and their addresses")
+
+
+@pytest.mark.parametrize(("option", "value", "reason"), [
+    ("--replicas", "-3", "-3: must be 1 or more"),  # was accepted and written out
+    ("--replicas", "0", "0: must be 1 or more"),
+    ("--canary-replicas", "-1", "-1: must be 0 or more"),
+    ("--canary-replicas", "x", "'x' is not a whole number"),
+])
+def test_kubernetes_pod_counts_are_checked(releases: list[Path], tmp_path: Path,
+                                           option: str, value: str, reason: str) -> None:
+    out = tmp_path / "out"
+    result = subprocess.run(
+        [sys.executable, "-m", "zenserve", "deploy", "render", "kubernetes",
+         *map(str, releases), "--out", str(out), option, value],
+        capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.splitlines()[-1] == (
+        f"zenserve deploy render: error: argument {option}: {reason}")
+    assert not out.exists()
+
+
+def test_render_help_names_values_not_variables() -> None:
+    """No argparse fallback metavars (OUT, REPLICAS, CANARY_REPLICAS) in the help."""
+    result = subprocess.run([sys.executable, "-m", "zenserve", "deploy", "render", "--help"],
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0
+    for option, shown in (("--out", "DIR"), ("--replicas", "N"), ("--canary-replicas", "N")):
+        assert f"[{option} {shown}]" in result.stdout
+
+
+@pytest.mark.parametrize("unwritable", ["a-file", "/proc", "/proc/new"])
+def test_an_out_that_cannot_hold_files_is_one_line(releases: list[Path], tmp_path: Path,
+                                                   unwritable: str) -> None:
+    out = tmp_path / unwritable if unwritable == "a-file" else Path(unwritable)
+    if unwritable == "a-file":
+        out.write_text("keep me\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "zenserve", "deploy", "render", "kubernetes",
+         *map(str, releases), "--out", str(out)], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2 and result.stdout == ""
+    [line] = result.stderr.splitlines()  # was a FileExistsError/FileNotFoundError traceback
+    assert line.startswith("zenserve deploy: error: ")
+    assert (f"--out {out} is not a directory" if unwritable == "a-file"
+            else f"cannot write into {out}: ") in line
+    if unwritable == "a-file":
+        assert out.read_text() == "keep me\n"

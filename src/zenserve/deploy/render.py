@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 from zenserve.cost import parse_duration
@@ -30,7 +31,7 @@ def add_render_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("target", choices=TARGETS, help="what to write")
     parser.add_argument("releases", nargs="+", type=Path, metavar="RELEASE",
                         help="release files: the stable one first, then the candidate")
-    parser.add_argument("--out", type=Path, default=Path("."),
+    parser.add_argument("--out", type=Path, default=Path("."), metavar="DIR",
                         help="directory to write into (default: here)")
     parser.add_argument("--bind", default="127.0.0.1:1060", metavar="HOST:PORT",
                         help="where clients connect (default 127.0.0.1:1060)")
@@ -45,9 +46,25 @@ def add_render_arguments(parser: argparse.ArgumentParser) -> None:
                         help="systemd: the supervisor's control socket")
     parser.add_argument("--image", default="zenserve:latest",
                         help="kubernetes: the container image with zenserve installed")
-    parser.add_argument("--replicas", type=int, default=3, help="kubernetes: stable pods")
-    parser.add_argument("--canary-replicas", type=int, default=1,
-                        help="kubernetes: canary pods (the second release)")
+    parser.add_argument("--replicas", type=pod_count(1), default=3, metavar="N",
+                        help="kubernetes: stable pods, 1 or more (default 3)")
+    parser.add_argument("--canary-replicas", type=pod_count(0), default=1, metavar="N",
+                        help="kubernetes: canary pods of the second release, 0 or more "
+                             "(default 1)")
+
+
+def pod_count(minimum: int) -> Callable[[str], int]:
+    """An argparse type: a whole number of pods, at least ``minimum``."""
+    def parse(text: str) -> int:
+        try:
+            count = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if count < minimum:
+            raise argparse.ArgumentTypeError(f"{count}: must be {minimum} or more")
+        return count
+
+    return parse
 
 
 def render_files(args: argparse.Namespace) -> list[Path]:
@@ -62,12 +79,17 @@ def render_files(args: argparse.Namespace) -> list[Path]:
     else:
         files = {"zenserve.yaml": kubernetes.manifests(releases, args.image, port,
                                                        args.replicas, args.canary_replicas)}
-    args.out.mkdir(parents=True, exist_ok=True)
+    if args.out.exists() and not args.out.is_dir():
+        raise ZenserveError(f"--out {args.out} is not a directory")
     written = []
-    for name, text in files.items():
-        path = args.out / name
-        path.write_text(text, encoding="utf-8")
-        written.append(path)
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+        for name, text in files.items():
+            path = args.out / name
+            path.write_text(text, encoding="utf-8")
+            written.append(path)
+    except OSError as error:
+        raise ZenserveError(f"cannot write into {args.out}: {error.strerror}") from None
     return written
 
 
