@@ -11,6 +11,7 @@ import pytest
 
 from zenserve.cli import main
 from zenserve.config import MAX_WORKERS
+from zenserve.process import ServerProcess
 
 
 def usage_error(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
@@ -153,3 +154,20 @@ def test_a_table_file_that_is_not_utf8_is_one_line(
     line = one_line_error(capsys, *command, "--aphorisms", str(table))
     assert line == (f"zenserve {command[0]}: error: {table}: not UTF-8 text (byte 0); "
                     "a table file is TOML, or JSON if its name ends in .json\n")
+
+
+def test_ask_q_fails_on_an_error_answer_but_an_unknown_question(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A probe with -q: the server not serving the question is a failure; not knowing it is not."""
+    with ServerProcess("--service", "tests.services.faulty:answer", "--max-request-bytes",
+                       "40", stderr=subprocess.DEVNULL) as server:
+        port = str(server.port)
+        assert main(["ask", "-p", port, "-q", "Who knows?"]) == 0
+        assert capsys.readouterr().out == "Who knows? Error: unknown aphorism.\n"
+        for question, error in (("Raise now?", "Error: internal error."),
+                                ("Why" * 20 + "?", "Error: request too long.")):
+            # Was exit 0: a readiness probe passed while every answer was an error.
+            assert main(["ask", "-p", port, "-q", question]) == 1
+            assert capsys.readouterr().err == (
+                f"zenserve ask: the server answered {question.encode()!r} with "
+                f"{error.encode()!r}\n")

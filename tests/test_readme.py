@@ -11,6 +11,7 @@ from zenserve.deploy.control import default_control_path
 from zenserve.deploy.launch import CONTROL_PREFIX
 from zenserve.load import BenchOptions
 from zenserve.process import ServerProcess
+from zenserve.protocol import ERROR_UNKNOWN
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -38,3 +39,11 @@ def test_the_readme_names_the_control_socket_deploy_run_prints() -> None:
     assert f"`{CONTROL_PREFIX}PATH`" in text
     name = default_control_path(1060).name
     assert name.replace(f"-{os.getuid()}-", "-UID-").replace("1060", "PORT") in text
+
+
+def test_the_readme_says_which_error_answers_ask_q_accepts() -> None:
+    text = " ".join(README.read_text(encoding="utf-8").split())
+    assert (f"`-q QUESTION` asks your own question and accepts any answer, even "
+            f"`{ERROR_UNKNOWN.decode()}`") in text
+    assert "any other `Error: ...` answer (internal error, server busy, request too long, "\
+           "injected fault) exits 1" in text

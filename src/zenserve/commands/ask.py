@@ -12,9 +12,14 @@ from zenserve.commands.options import add_address_arguments
 from zenserve.cost import parse_duration
 from zenserve.errors import ZenserveError
 from zenserve.net import describe_address
+from zenserve.protocol import ERROR_UNKNOWN
 from zenserve.service import load_table, pep20_table
 
 HELP = "ask a zen server questions and check its answers"
+# Every error answer starts so (protocol.ERROR_*). With -q only "unknown
+# aphorism" passes: the server works, it just does not know the question; an
+# internal error, busy, too long or injected fault means it did not serve it.
+ERROR_PREFIX = b"Error: "
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,7 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-n", type=int, default=3, metavar="N",
                         help="how many random questions to ask (default 3)")
     parser.add_argument("-q", "--question", action="append", default=[], metavar="TEXT",
-                        help="ask this question instead (repeatable; any answer is accepted)")
+                        help="ask this question instead (repeatable; any answer is accepted "
+                             "but an error other than 'Error: unknown aphorism.')")
     parser.add_argument("-e", action="store_true",
                         help="send half a question and leave (cause an error, as the book does)")
     parser.add_argument("--timeout", default="5s", metavar="DURATION",
@@ -75,6 +81,8 @@ def _ask_all(client: ZenClient, table: dict[bytes, bytes], args: argparse.Namesp
         expected = table.get(question) if not args.question else None
         if expected is not None and answer != expected:
             return _fail(f"wrong answer to {question!r}: {answer!r}, expected {expected!r}")
+        if answer.startswith(ERROR_PREFIX) and answer != ERROR_UNKNOWN:
+            return _fail(f"the server answered {question!r} with {answer!r}")
     return 0
 
 
