@@ -49,40 +49,46 @@ def lane_available() -> bool:
 class FastLane:
     """One worker's set of closed-loop connections served straight from the socket."""
 
-    __slots__ = ("epoll", "latency", "loop", "members")
+    __slots__ = ("by_fd", "epoll", "latency", "loop", "size")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, latency: LatencyBins) -> None:
         self.loop = loop
         self.latency = latency
         self.epoll = select.epoll()
-        self.members: dict[int, ClosedLoopConnection] = {}
+        # Indexed by descriptor (small integers): a list is the cheapest lookup.
+        self.by_fd: list[ClosedLoopConnection | None] = []
+        self.size = 0  # connections in the lane
         loop.add_reader(self.epoll.fileno(), self._drain)
 
     def join(self, fd: int, connection: ClosedLoopConnection) -> None:
         """Serve ``connection`` (socket ``fd``, its transport's reading paused) from now on."""
         self.epoll.register(fd, select.EPOLLIN)
-        self.members[fd] = connection
+        if fd >= len(self.by_fd):
+            self.by_fd += [None] * (fd + 1 - len(self.by_fd))
+        self.by_fd[fd] = connection
+        self.size += 1
 
     def leave(self, fd: int) -> None:
         """Stop serving socket ``fd`` (before its transport reads or closes it)."""
-        del self.members[fd]
+        self.by_fd[fd] = None
+        self.size -= 1
         self.epoll.unregister(fd)
 
     def close(self) -> None:
         """Stop watching; connections still in the lane must have left (or be closed)."""
         self.loop.remove_reader(self.epoll.fileno())
         self.epoll.close()
-        self.members.clear()
+        self.by_fd.clear()
+        self.size = 0
 
     def _drain(self) -> None:
         # The hot path, written out in one frame: a call per request costs more
         # than everything else here (see the module docstring).
-        members, latency = self.members, self.latency
+        by_fd, latency = self.by_fd, self.latency
         bins, read, write = latency.bins, os.read, os.write
         for fd, _ in self.epoll.poll(0):
-            try:
-                connection = members[fd]
-            except KeyError:
+            connection = by_fd[fd]
+            if connection is None:
                 continue  # left the lane earlier in this batch
             now = clock_ns()
             try:
@@ -113,7 +119,7 @@ class FastLane:
                 except OSError:
                     connection.failed_in_lane(now)
                     continue
-                if written != len(question):
+                if written != following.size:
                     connection.write_off_lane(question[written:])
             else:
                 connection.answered_off_lane(data, now)
