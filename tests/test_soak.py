@@ -76,11 +76,23 @@ def test_soak_of_a_port_nobody_listens_on_is_one_line_not_a_run_of_refusals() ->
     assert result.stderr.count("\n") == 1 and f"127.0.0.1:{port}" in result.stderr
 
 
-@pytest.mark.parametrize("argv", [("--arch", "nosuch"), ("--workers", "-2")])
+@pytest.mark.parametrize("argv", [("--arch", "nosuch"), ("--workers", "-2"),
+                                  ("--workers", "65")])
 def test_soak_refuses_a_bad_server_option_in_one_line(argv: tuple[str, ...]) -> None:
     result = soak(*argv, "--duration", "1s")
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and result.stderr.startswith("zenserve soak: error:")
+
+
+@pytest.mark.parametrize("argv", [("--arch", EVENT_LOOP), ("--workers", "2"),
+                                  ("--arch", "single", "--workers", "0")])
+def test_soak_refuses_own_server_options_with_a_port(argv: tuple[str, ...]) -> None:
+    # Port 1: nothing listens there, so getting past this check would fail differently.
+    result = soak("-p", "1", *argv, "--duration", "1s")  # were silently ignored
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr == ("zenserve soak: error: --arch and --workers are for the server "
+                             "soak starts; with -p PORT it soaks the server already there: "
+                             "give one or the other\n")
 
 
 def test_soak_says_its_own_server_died_when_it_did() -> None:

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import psutil
 
 from zenserve.commands.options import remote_port
-from zenserve.config import DEFAULT_HOST
+from zenserve.config import DEFAULT_HOST, MAX_WORKERS
 from zenserve.cost import parse_duration
 from zenserve.errors import ZenserveError
 from zenserve.footprint import Footprint, footprint, settle
@@ -22,6 +22,9 @@ from zenserve.soak import SoakPlan, Tally, run_soak
 HELP = "run mixed normal and hostile load against a loopback server and print the tally"
 
 MAX_DURATION = 24 * 3600.0
+# The server soak starts unless told otherwise: an event loop holds 100 slow
+# clients without a thread each.
+DEFAULT_ARCHITECTURE = "asyncio-callbacks"
 # A server started by soak gets short timeouts, so slowloris connections are
 # closed (and replaced) many times within a short soak.
 OWN_SERVER_OPTIONS = ("--idle-timeout", "2s", "--request-timeout", "1s")
@@ -36,10 +39,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"server address, loopback only (default {DEFAULT_HOST})")
     parser.add_argument("-p", "--port", type=remote_port, default=None,
                         help="soak the server already on this port (default: start one)")
-    parser.add_argument("--arch", default="asyncio-callbacks", metavar="NAME",
-                        help="architecture of the server soak starts (default asyncio-callbacks)")
-    parser.add_argument("--workers", type=int, default=0, metavar="N",
-                        help="worker processes of the server soak starts (default 0)")
+    parser.add_argument("--arch", metavar="NAME",
+                        help="architecture of the server soak starts, not with -p "
+                             f"(default {DEFAULT_ARCHITECTURE})")
+    parser.add_argument("--workers", type=int, metavar="N",
+                        help=f"worker processes of the server soak starts, 0 to {MAX_WORKERS}, "
+                             "not with -p (default 0)")
     parser.add_argument("-d", "--duration", default="10s", metavar="DURATION",
                         help="how long to run, e.g. 30s (default 10s)")
     parser.add_argument("--askers", type=int, default=4, metavar="N",
@@ -56,6 +61,10 @@ def run(args: argparse.Namespace) -> int:
         raise ZenserveError(f"soak sends hostile traffic to loopback only; {args.host} is not")
     if args.askers < 1 or args.slow < 0:
         raise ZenserveError("--askers must be at least 1 and --slow at least 0")
+    if args.port is not None and (args.arch is not None or args.workers is not None):
+        # They describe a server soak would start; -p soaks one already running.
+        raise ZenserveError("--arch and --workers are for the server soak starts; with -p "
+                            "PORT it soaks the server already there: give one or the other")
     with _target(args) as (port, pid):
         start = _footprint(pid)
         print(f"Soaking {args.host}:{port} for {duration:g}s ...", flush=True)
@@ -75,11 +84,15 @@ def _target(args: argparse.Namespace) -> Iterator[tuple[int, int | None]]:
             raise ZenserveError(f"nothing accepts connections at {args.host}:{args.port}")
         yield args.port, listening_pid(args.port)
         return
-    get_architecture(args.arch)  # one line for a typo, before a server is started
-    if args.workers < 0:
+    architecture = args.arch or DEFAULT_ARCHITECTURE
+    get_architecture(architecture)  # one line for a typo, before a server is started
+    if args.workers is not None and args.workers < 0:
         raise ZenserveError("--workers must be 0 (serve in one process) or more")
+    if args.workers is not None and args.workers > MAX_WORKERS:
+        raise ZenserveError(f"--workers must be at most {MAX_WORKERS}")
     workers = ("--workers", str(args.workers)) if args.workers else ()
-    with ServerProcess(args.host, "--arch", args.arch, *workers, *OWN_SERVER_OPTIONS) as server:
+    with ServerProcess(args.host, "--arch", architecture, *workers,
+                       *OWN_SERVER_OPTIONS) as server:
         yield server.port, server.process.pid
         server.stop()
 
