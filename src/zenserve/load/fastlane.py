@@ -6,7 +6,9 @@ question a trip through the transport's write queue: most of the generator's
 user CPU per request. A closed-loop connection in steady state joins instead
 one ``select.epoll`` per worker, whose descriptor the event loop watches like
 any other: one loop callback then serves every lane connection that is ready,
-each with one ``os.read`` and one ``os.write`` (measured in
+each with one ``os.read`` and one ``os.write``. While answers keep coming,
+the lane waits for them in its own epoll for a short slice, so a busy run
+costs one ``epoll_wait`` per batch, as a C loop does (measured in
 benchmarks/RESULTS.md, section bench-vs-reference).
 
 The lane keeps to the hot path only: the whole correct answer in one read.
