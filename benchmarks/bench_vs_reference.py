@@ -208,10 +208,11 @@ def reading(results: dict[tuple[str, int], Samples], process_counts: list[int]) 
             "the C generator's rate; where the server's core is, both reach the server's rate.")
     lines += [
         "- The calls per request are the same (table above): one read, one write, and an epoll "
-        "wait shared by the connections ready together. The extra user time is the "
-        "interpreter and uvloop per answer (a bytes object, the data_received call, the "
-        "write), not framing or recording (the fast path allocates nothing else; py-spy puts "
-        "data_received itself at a few percent of the worker).",
+        "wait shared by the connections ready together. In steady state a closed-loop "
+        "connection is served by bench's fast lane (load/fastlane.py: its own epoll, "
+        "os.read/os.write, no uvloop callback or write queue), so the extra user time is the "
+        "interpreter's floor per answer: about 75 bytecodes, the GIL released and retaken "
+        "around each read and write, one bytes object and the epoll result tuples.",
         "- One load process is the default on 2 cores: the server needs the other. A second "
         "process shares the server's core (see the 2-process rows when raced with "
         "`--processes 1,2`).",
