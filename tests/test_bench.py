@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import psutil
@@ -188,12 +189,53 @@ def test_ctrl_c_stops_the_command_and_its_load_processes() -> None:
             process.communicate(timeout=10)
 
 
-
-def test_an_open_loop_that_falls_behind_its_rate_is_flagged_saturated() -> None:
+def test_a_server_too_slow_for_the_rate_is_a_finding_about_the_server(tmp_path: Path) -> None:
+    """10 ms answers on 2 connections: 200/s of 1,000/s, while the generator kept its schedule."""
+    json_path = tmp_path / "run.json"
     with TestServer(Behaviour(delay=0.010)) as server:
         command = [sys.executable, "-m", "zenserve", "bench", "-p", str(server.port),
-                   "-c", "2", "-R", "1000", "-d", "1s", "--warmup", "0s", "--processes", "1"]
+                   "-c", "2", "-R", "1000", "-d", "1s", "--warmup", "0s", "--processes", "1",
+                   "--json", str(json_path)]
         completed = subprocess.run(command, capture_output=True, text=True, timeout=60)
     assert completed.returncode == 0, completed.stderr
-    assert "warning: the load generator may have been the bottleneck" in completed.stdout
+    assert "the server could not keep up: achieved" in completed.stdout
     assert "of the 1,000 requests/s target" in completed.stdout
+    assert "bottleneck" not in completed.stdout + completed.stderr
+    document = json.loads(json_path.read_text())
+    assert document["saturated"] is False and document["saturation_reasons"] == []
+    assert document["server_kept_up"] is False
+    assert document["achieved_rps"] < 900
+
+
+def test_a_generator_that_falls_behind_its_schedule_blames_itself(tmp_path: Path) -> None:
+    """The load process is stopped (SIGSTOP) for half a second: its sends lag, not the server."""
+    json_path = tmp_path / "run.json"
+    with TestServer() as server:
+        command = [sys.executable, "-m", "zenserve", "bench", "-p", str(server.port),
+                   "-c", "2", "-R", "400", "-d", "2s", "--warmup", "0s", "--processes", "1",
+                   "--json", str(json_path)]
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   text=True)
+        try:
+            parent = psutil.Process(process.pid)
+            wait_for(lambda: server.answered > 0, timeout=30)
+            [worker] = [child for child in parent.children()
+                        if "spawn_main" in " ".join(child.cmdline())]
+            worker.suspend()
+            try:
+                time.sleep(0.5)  # the stall itself, not a wait for readiness
+            finally:
+                worker.resume()
+            stdout, stderr = process.communicate(timeout=60)
+        finally:
+            process.kill()
+            process.wait(timeout=10)
+    assert process.returncode == 0, stderr
+    assert "warning: the load generator may have been the bottleneck: it fell behind its "\
+           "schedule" in stdout
+    assert "the server could not keep up" not in stdout
+    document = json.loads(json_path.read_text())
+    assert document["saturated"] is True
+    # About 200 requests were due during the stall: each was sent late, none was the server's.
+    assert document["late_sends"] >= 100
+    assert document["max_send_lag_ms"] >= 300

@@ -22,7 +22,7 @@ from zenserve.lab.plan import MISBEHAVIOURS, MIXED, quick_plan, tiny_plan, with_
 from zenserve.lab.points import Point, summarize
 from zenserve.lab.readings.clients import MISBEHAVING
 from zenserve.lab.results import Results
-from zenserve.lab.runner import Lab
+from zenserve.lab.runner import Lab, bench_options, generator_limited
 from zenserve.servers import ARCHITECTURES
 
 NAN = math.nan
@@ -249,6 +249,19 @@ def test_a_server_that_cannot_start_is_left_out_with_a_warning() -> None:
     assert len(lab.warnings) == 1
     assert lab.warnings[0].startswith("single --workers -3 could not start")
     assert "--workers must be 0" in lab.warnings[0]
+
+
+def test_a_server_that_cannot_keep_up_is_not_listed_as_generator_limited() -> None:
+    """`single` answers one of 4 connections: a quarter of the rate, the server's finding."""
+    lab = Lab()
+    with lab.server("single") as server:
+        assert server is not None
+        result = lab.bench(bench_options(server.port, connections=4, warmup=0.0, duration=1.0,
+                                         rate=2000.0, timeout=0.5), "single, open loop")
+    assert result is not None
+    assert result.server_kept_up is False
+    assert lab.saturation == []
+    assert not generator_limited(result)
 
 
 def test_overlapping_runs_are_not_read_as_growth_or_a_lead() -> None:

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from zenserve.errors import ZenserveError
-from zenserve.load import BenchOptions, questions_from_table
+from zenserve.load import ERROR_KINDS, BenchOptions, BenchResult, questions_from_table
 from zenserve.load.coordinator import plans_for
 from zenserve.load.mix import (
     BINARY,
@@ -29,6 +29,8 @@ from zenserve.load.recorder import (
     histogram_from,
     merge,
 )
+from zenserve.load.result import assemble
+from zenserve.load.worker import Interval, WorkerReport
 from zenserve.protocol import (
     ERROR_TOO_LONG,
     ERROR_UNKNOWN,
@@ -146,3 +148,31 @@ def test_connections_are_split_evenly_over_processes() -> None:
     assert [plan.connections for plan in plans] == [4, 3, 3]
     assert [plan.first_connection for plan in plans] == [0, 4, 7]
     assert len(plans_for(BenchOptions(connections=2, processes=8))) == 2
+
+
+def _measured(options: BenchOptions, cpu_seconds: float, late_sends: int) -> BenchResult:
+    """A one-second, one-process result: 100 answers of 1 ms each."""
+    latency = encode(histogram_from(([1000], [100])))
+    interval = Interval(1.0, 100, (0,) * len(ERROR_KINDS), latency, latency)
+    report = WorkerReport((interval,), cpu_seconds, 0.0, 0, "uvloop", late_sends, 0.5)
+    return assemble(options, [report], coordinator_cpu_percent=1.0)
+
+
+def test_a_rate_shortfall_blames_the_server_unless_the_generator_fell_behind() -> None:
+    open_loop = BenchOptions(connections=2, rate=1000.0, duration=1.0)
+    server_short = _measured(open_loop, cpu_seconds=0.05, late_sends=0)
+    assert server_short.saturation_reasons == ()
+    assert server_short.server_kept_up is False
+    assert server_short.rate_line == "achieved 100 of the 1,000 requests/s target"
+    lagging = _measured(open_loop, cpu_seconds=0.05, late_sends=10)  # 10 of 100 sent late
+    assert lagging.saturation_reasons == (
+        "it fell behind its schedule: 10 of 100 requests sent over 2 ms late while their "
+        "connection was free (up to 500 ms)",)
+    assert lagging.server_kept_up is None  # the shortfall may be the generator's own
+    busy = _measured(open_loop, cpu_seconds=0.95, late_sends=0)
+    assert busy.saturation_reasons == ("load process 0 used 95% of a core",)
+    assert busy.server_kept_up is None
+    kept_up = _measured(BenchOptions(connections=2, rate=100.0, duration=1.0), 0.05, 9)
+    assert kept_up.saturation_reasons == () and kept_up.server_kept_up is True
+    closed = _measured(BenchOptions(connections=2, duration=1.0), 0.05, 0)
+    assert closed.server_kept_up is None and closed.to_json()["achieved_rps"] is None

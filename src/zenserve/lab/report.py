@@ -149,8 +149,9 @@ def render(results: Results, plan: Plan, images: dict[str, bytes],
     if results.warnings:
         parts.append('<div class="note"><b>Warnings</b>' + _list(results.warnings, "") + "</div>")
     if results.saturation:
-        parts.append('<div class="note"><details><summary>Runs the load generator flagged as '
-                     f"possibly limited by itself ({len(results.saturation)})</summary>"
+        parts.append('<div class="note"><details><summary>Runs where the load generator may '
+                     "have limited itself: a full core, or requests sent late on its own "
+                     f"schedule ({len(results.saturation)})</summary>"
                      + _list(results.saturation, "") + "</details></div>")
     for key, title, figure_names, point_sections in SECTIONS:
         parts.append(f'<section id="{key}"><h2>{escape(title)}</h2>'

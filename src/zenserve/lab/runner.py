@@ -83,7 +83,8 @@ class Lab:
     reporter: Reporter = field(default_factory=SilentReporter)
     host: str = LOOPBACK
     warnings: list[str] = field(default_factory=list)
-    # Every run bench flagged as possibly generator-bound, with bench's reasons.
+    # Every run bench flagged as possibly generator-bound (a full core, or its own
+    # schedule lagging), with bench's reasons; never a server that fell short.
     saturation: list[str] = field(default_factory=list)
     context: ForkServerContext = field(default_factory=_forkserver)
 
@@ -162,9 +163,10 @@ def _stop(server: ServerProcess) -> None:
 def generator_limited(result: BenchResult) -> bool:
     """True when a load process was near a full core: the generator, not the server, was the limit.
 
-    Bench also flags an open-loop run that fell behind its schedule; that is
-    shown as the achieved rate (and listed in the report), since a stalled
-    server causes it as surely as a busy generator does.
+    Bench also flags an open-loop run whose generator sent requests late on
+    its own schedule (listed in the report with bench's reasons). A rate
+    below the target with the schedule kept is no flag: the server could not
+    keep up, and the points show it as the achieved rate.
     """
     return any(percent >= CPU_SATURATION_PERCENT for percent in result.worker_cpu_percent)
 

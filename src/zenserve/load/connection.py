@@ -31,13 +31,18 @@ RETRY_DELAY = 0.05
 # A timer that fires this close to its due time counts as on time (event loop
 # timers have millisecond resolution).
 TIMER_SLACK = 0.0005
+# Open loop: a request sent later than this behind the ideal schedule was held
+# up by the generator itself (a busy event loop, or a process the machine did
+# not run), beyond the millisecond resolution of event loop timers.
+LATE_LIMIT = 0.002
 
 
 class Shared:
     """What all connections of one worker process share."""
 
-    __slots__ = ("connect_error", "errors", "host", "lane", "latency", "loop", "per_request",
-                 "port", "service", "started", "started_at", "stopping", "timeout")
+    __slots__ = ("connect_error", "errors", "host", "lane", "late_sends", "latency", "loop",
+                 "max_lag", "per_request", "port", "service", "started", "started_at", "stopping",
+                 "timeout")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, host: str, port: int, timeout: float,
                  per_request: bool) -> None:
@@ -54,6 +59,16 @@ class Shared:
         self.stopping = False
         self.connect_error = ""
         self.lane: FastLane | None = None  # the closed loop's, where there is one
+        # Open loop: requests sent more than LATE_LIMIT behind the ideal
+        # schedule, and the largest such lag (seconds); see OpenLoopConnection.
+        self.late_sends = 0
+        self.max_lag = 0.0
+
+    def note_lag(self, lag: float) -> None:
+        """A request was sent ``lag`` seconds (more than ``LATE_LIMIT``) behind its schedule."""
+        self.late_sends += 1
+        if lag > self.max_lag:
+            self.max_lag = lag
 
 
 def _not_connected(data: bytes) -> None:

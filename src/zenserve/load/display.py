@@ -9,6 +9,7 @@ from rich.progress import BarColumn, TaskID, TextColumn, TimeRemainingColumn
 from rich.progress import Progress as ProgressBar
 from rich.table import Table
 
+from zenserve.load.connection import LATE_LIMIT
 from zenserve.load.coordinator import Progress
 from zenserve.load.outcomes import ERROR_KINDS
 from zenserve.load.recorder import LatencySummary
@@ -84,12 +85,20 @@ def latency_table(result: BenchResult) -> Table:
 
 
 def count_lines(result: BenchResult) -> list[str]:
-    """Requests, req/s, client CPU; errors by kind."""
+    """Requests, req/s, client CPU; errors by kind; in open loop, the rate achieved."""
     errors = ", ".join(f"{kind.replace('_', ' ')} {result.errors[kind]:,}"
                        for kind in ERROR_KINDS)
     return [f"requests {result.requests:,}   req/s {result.throughput_rps:,.1f}   "
             f"client CPU {result.client_cpu_percent:.0f}%   unfinished {result.unfinished:,}",
-            f"errors {result.errors_total:,}: {errors}"]
+            f"errors {result.errors_total:,}: {errors}", *_schedule_lines(result)]
+
+
+def _schedule_lines(result: BenchResult) -> list[str]:
+    """Open loop: the achieved rate, and the sends the generator itself made late."""
+    if result.rate_line is None:
+        return []
+    return [f"{result.rate_line}; {result.late_sends:,} sent over {LATE_LIMIT * 1000:g} ms "
+            f"behind schedule by the generator"]
 
 
 def timeline_table(result: BenchResult) -> Table:
@@ -105,7 +114,7 @@ def timeline_table(result: BenchResult) -> Table:
 
 
 def print_result(result: BenchResult, console: Console, timeline: bool = True) -> None:
-    """The summary, the timeline, and a warning when the generator was the bottleneck."""
+    """The summary, the timeline; whether the server kept up; a warning if the generator did not."""
     # Long lines are not wrapped, so that logs keep one fact per line.
     console.print(title_line(result), soft_wrap=True, highlight=False)
     console.print(latency_table(result))
@@ -113,14 +122,21 @@ def print_result(result: BenchResult, console: Console, timeline: bool = True) -
         console.print(line, soft_wrap=True, highlight=False)
     if timeline:
         console.print(timeline_table(result))
+    if result.server_kept_up is False:
+        # A finding about the server, not a warning about the tool.
+        console.print(f"the server could not keep up: {result.rate_line}", style="bold",
+                      highlight=False, soft_wrap=True)
     warn_if_saturated(result, console)
 
 
 def warn_if_saturated(result: BenchResult, console: Console) -> None:
     """One warning line when the generator rather than the server may have been the limit."""
     if result.saturated:
+        reasons = list(result.saturation_reasons)
+        if result.server_kept_up is None and result.rate_line is not None:
+            reasons.append(result.rate_line)  # a shortfall nobody can pin on the server
         console.print("warning: the load generator may have been the bottleneck: "
-                      + "; ".join(result.saturation_reasons), style="bold yellow",
+                      + "; ".join(reasons), style="bold yellow",
                       highlight=False, soft_wrap=True)
 
 

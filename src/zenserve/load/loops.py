@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from zenserve.load.connection import (
     ASKING,
+    LATE_LIMIT,
     READY,
     TIMER_SLACK,
     LoadConnection,
@@ -143,6 +144,13 @@ class OpenLoopConnection(LoadConnection):
     server that stalls is charged for every request due during the stall
     (coordinated omission corrected, as wrk2 does); the generator's own timer
     lateness is charged to nobody. ``service`` is the raw send-to-answer time.
+
+    The generator's own lag is the actual send time minus the ideal one (its
+    intended time, or when the server freed the connection in the ideal
+    timeline): a slow server delays both timelines alike, so only a late
+    timer or a busy event loop makes it grow. Sends lagging more than
+    ``LATE_LIMIT`` are counted: the evidence that the generator, not the
+    server, fell behind.
     """
 
     __slots__ = ("ideal_free", "intended", "interval", "service_bins", "stop_at")
@@ -181,6 +189,17 @@ class OpenLoopConnection(LoadConnection):
     def _next_slot(self) -> None:
         self.intended += self.interval
 
+    def _send(self, now: float) -> None:
+        super()._send(now)
+        # Ideally sent at its intended time, when the connection is free, and
+        # not before a retry is allowed (waiting out a refusal is no lag).
+        ideal = max(self.intended, self.ideal_free, self.not_before)
+        # A connection opened after that moment lags from its connect on: how
+        # long the server takes to accept it is no lag of the generator.
+        started = self.connect_started if self.connect_started > ideal else self.sent
+        if started - ideal > LATE_LIMIT:
+            self.shared.note_lag(started - ideal)
+
     def data_received(self, data: bytes) -> None:
         now = clock()
         request = self.request
@@ -208,6 +227,9 @@ class OpenLoopConnection(LoadConnection):
             elif intended - now <= TIMER_SLACK and intended < self.stop_at:
                 self.sent = now
                 self.write(following.question)
+                lag = now - (intended if intended > answered else answered)
+                if lag > LATE_LIMIT:
+                    self.shared.note_lag(lag)
             else:
                 self.state = READY
                 self.advance()

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from zenserve.load.connection import LATE_LIMIT
 from zenserve.load.options import BenchOptions
 from zenserve.load.outcomes import ERROR_KINDS
 from zenserve.load.recorder import LatencySummary, encode, merge
@@ -17,8 +18,12 @@ from zenserve.load.worker import WorkerReport
 SCHEMA = "zenserve.bench/1"
 # A load process busier than this share of one core was a bottleneck itself.
 CPU_SATURATION_PERCENT = 90.0
-# In open loop, finishing less than this share of the target rate means the
-# run fell behind its schedule.
+# Open loop: when at least this share of the requests were sent more than
+# LATE_LIMIT behind their ideal schedule, the generator fell behind it.
+LATE_SHARE = 0.1
+# Open loop: finishing less than this share of the target rate, while the
+# generator kept its schedule, means the server could not keep up (its slow
+# answers kept the connections busy).
 RATE_SHORTFALL = 0.9
 
 
@@ -67,6 +72,8 @@ class BenchResult:
     latency_histogram: str
     service_histogram: str | None
     event_loop: str
+    late_sends: int = 0  # open loop: requests sent more than LATE_LIMIT behind the schedule
+    max_send_lag: float = 0.0  # open loop: the largest of those lags, in seconds
 
     @property
     def duration_s(self) -> float:
@@ -89,22 +96,54 @@ class BenchResult:
         return sum(self.worker_cpu_percent) + self.coordinator_cpu_percent
 
     @property
+    def achieved_rps(self) -> float:
+        """Requests finished per second, answered or failed (what a schedule is held to)."""
+        return (self.requests + self.errors_total) / self.duration_s
+
+    @property
     def saturation_reasons(self) -> tuple[str, ...]:
-        """Why the generator rather than the server may have been the bottleneck."""
+        """Evidence that the generator itself was the bottleneck: a full core, or a late schedule.
+
+        A rate below the target is not such evidence by itself: a slow server
+        keeps the connections waiting for answers (see ``server_kept_up``).
+        """
         reasons = [f"load process {index} used {percent:.0f}% of a core"
                    for index, percent in enumerate(self.worker_cpu_percent)
                    if percent >= CPU_SATURATION_PERCENT]
-        rate = self.options.rate
-        if rate is not None:
-            achieved = (self.requests + self.errors_total) / self.duration_s
-            if achieved < RATE_SHORTFALL * rate:
-                reasons.append(f"achieved {achieved:,.0f} of the {rate:,.0f} requests/s target")
+        sent = self.requests + self.errors_total + self.unfinished
+        if self.options.open_loop and sent and self.late_sends >= LATE_SHARE * sent:
+            reasons.append(f"it fell behind its schedule: {self.late_sends:,} of {sent:,} "
+                           f"requests sent over {LATE_LIMIT * 1000:g} ms late while their "
+                           f"connection was free (up to {self.max_send_lag * 1000:,.0f} ms)")
         return tuple(reasons)
 
     @property
     def saturated(self) -> bool:
         """True when the generator was (or may have been) the bottleneck."""
         return bool(self.saturation_reasons)
+
+    @property
+    def server_kept_up(self) -> bool | None:
+        """Open loop: did the server finish the target rate (90 % of it)? None if not known.
+
+        False is a finding about the server: the generator kept its schedule,
+        but requests waited for answers. None in closed loop, and when the
+        generator was saturated itself (then a shortfall may be its own).
+        """
+        rate = self.options.rate
+        if rate is None:
+            return None
+        if self.achieved_rps >= RATE_SHORTFALL * rate:
+            return True
+        return None if self.saturated else False
+
+    @property
+    def rate_line(self) -> str | None:
+        """Open loop: the achieved rate against the target, in words."""
+        rate = self.options.rate
+        if rate is None:
+            return None
+        return f"achieved {self.achieved_rps:,.0f} of the {rate:,.0f} requests/s target"
 
     def to_json(self) -> dict[str, Any]:
         """The stable JSON document (``schema`` names its version)."""
@@ -133,6 +172,10 @@ class BenchResult:
                                    "system": round(self.worker_cpu_seconds[1], 3)},
             "saturated": self.saturated,
             "saturation_reasons": list(self.saturation_reasons),
+            "achieved_rps": round(self.achieved_rps, 1) if options.open_loop else None,
+            "server_kept_up": self.server_kept_up,
+            "late_sends": self.late_sends,
+            "max_send_lag_ms": round(self.max_send_lag * 1000, 3),
             "mix": {"questions": len(options.questions), "unknown_ratio": options.unknown_ratio,
                     "error_ratio": options.error_ratio},
             "timeline": [row.to_json() for row in self.timeline],
@@ -189,4 +232,6 @@ def assemble(options: BenchOptions, reports: list[WorkerReport],
         latency_histogram=encode(latency_total),
         service_histogram=encode(service_total) if service_total is not None else None,
         event_loop=reports[0].event_loop if reports else "",
+        late_sends=sum(report.late_sends for report in reports),
+        max_send_lag=max((report.max_lag for report in reports), default=0.0),
     )

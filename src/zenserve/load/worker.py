@@ -67,6 +67,8 @@ class WorkerReport:
     system_seconds: float  # ... and kernel
     unfinished: int
     event_loop: str
+    late_sends: int = 0  # open loop: sends more than LATE_LIMIT behind the schedule ...
+    max_lag: float = 0.0  # ... and the largest lag, in seconds
 
     @property
     def cpu_seconds(self) -> float:
@@ -175,6 +177,7 @@ class Worker:
             await self._sleep_until(measure_start)
             self._cut(0.0)
             self.rows.clear()  # the warmup is not counted
+        self.shared.late_sends, self.shared.max_lag = 0, 0.0
         cpu_start = os.times()
         boundaries = [measure_start + second for second in range(1, math.ceil(options.duration))]
         previous = measure_start
@@ -267,4 +270,5 @@ class Worker:
                 encode(histogram_from(latency)),
                 encode(histogram_from(service_counts.sparse())) if open_loop else None,
             ))
-        return WorkerReport(tuple(intervals), *cpu_seconds, unfinished, loop_name(self.loop))
+        return WorkerReport(tuple(intervals), *cpu_seconds, unfinished, loop_name(self.loop),
+                            self.shared.late_sends, self.shared.max_lag)
