@@ -15,6 +15,7 @@ import pytest
 
 from tests.bench_servers import Behaviour, TestServer
 from tests.helpers import wait_for
+from zenserve.cli import main
 from zenserve.load import ERROR_KINDS, BenchOptions, Progress, ServerUnreachable, run
 from zenserve.process import ServerProcess
 
@@ -239,3 +240,27 @@ def test_a_generator_that_falls_behind_its_schedule_blames_itself(tmp_path: Path
     # About 200 requests were due during the stall: each was sent late, none was the server's.
     assert document["late_sends"] >= 100
     assert document["max_send_lag_ms"] >= 300
+
+
+@pytest.mark.parametrize(("arguments", "message"), [
+    (("-c", "0"), "-c/--connections must be at least 1"),
+    (("--connections", "-3"), "-c/--connections must be at least 1"),
+    (("-R", "0"), "-R/--rate must be more than 0 requests/s"),
+    (("-d", "0s"), "-d/--duration must be more than 0"),
+    (("-d", "soon"), "-d/--duration: bad duration 'soon'"),
+    (("--warmup=-1s",), "--warmup: bad duration '-1s'"),
+    (("--timeout", "0"), "--timeout must be more than 0"),
+    (("--processes", "0"), "--processes must be at least 1"),
+    (("--unknown-ratio", "1.5"), "--unknown-ratio must be between 0 and 1"),
+    (("--error-ratio", "-0.1"), "--error-ratio must be between 0 and 1"),
+    (("--unknown-ratio", "0.6", "--error-ratio", "0.6"),
+     "--unknown-ratio plus --error-ratio cannot exceed 1"),
+    (("--max-request-bytes", "1"), "--max-request-bytes must be at least 2"),
+])
+def test_a_bad_option_is_one_line_naming_the_flag(capsys: pytest.CaptureFixture[str],
+                                                   arguments: tuple[str, ...],
+                                                   message: str) -> None:
+    assert main(["bench", "-p", str(_closed_port()), *arguments]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith(f"zenserve bench: error: {message}")
+    assert captured.err.count("\n") == 1 and captured.out == ""

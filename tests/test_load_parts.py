@@ -126,14 +126,25 @@ def test_an_empty_histogram_summarises_to_zeros() -> None:
     assert LatencySummary.of(merge([])).to_json()["p99"] == 0.0
 
 
-@pytest.mark.parametrize("bad", [
-    {"connections": 0}, {"rate": 0.0}, {"duration": 0.0}, {"warmup": -1.0},
-    {"unknown_ratio": 0.6, "error_ratio": 0.6}, {"processes": 0}, {"questions": ()},
-    {"event_loop": "tornado"},
+@pytest.mark.parametrize(("bad", "message"), [
+    ({"connections": 0}, "connections must be at least 1"),
+    ({"rate": 0.0}, "rate must be more than 0 requests/s"),
+    ({"duration": 0.0}, "duration must be more than 0"),
+    ({"warmup": -1.0}, "warmup cannot be negative"),
+    ({"timeout": 0.0}, "timeout must be more than 0"),
+    ({"unknown_ratio": -0.5}, "unknown_ratio must be between 0 and 1"),
+    ({"unknown_ratio": 0.6, "error_ratio": 0.6}, "unknown_ratio plus error_ratio cannot exceed 1"),
+    ({"max_request_bytes": 1}, "max_request_bytes must be at least 2"),
+    ({"processes": 0}, "processes must be at least 1"),
+    ({"questions": ()}, "questions must hold at least one known question"),
+    ({"event_loop": "tornado"}, "event_loop must be one of auto, uvloop, asyncio"),
 ])
-def test_bad_options_are_one_clear_error(bad: dict[str, object]) -> None:
-    with pytest.raises(ZenserveError):
+def test_bad_options_are_one_clear_error_naming_the_setting(bad: dict[str, object],
+                                                            message: str) -> None:
+    """The library names its own fields (the command line words them as flags)."""
+    with pytest.raises(ZenserveError) as refused:
         BenchOptions(**bad)  # type: ignore[arg-type]
+    assert str(refused.value) == message
 
 
 def test_questions_can_be_restricted_to_some_of_the_table() -> None:

@@ -14,11 +14,20 @@ from zenserve.errors import ZenserveError
 from zenserve.load import BenchOptions, BenchResult, questions_from_table
 from zenserve.load.display import ProgressDisplay, print_result, warn_if_saturated
 from zenserve.load.eventloop import EVENT_LOOPS
-from zenserve.load.options import DEFAULT_TIMEOUT
+from zenserve.load.options import DEFAULT_TIMEOUT, OptionError
 from zenserve.protocol import DEFAULT_MAX_REQUEST_BYTES
 from zenserve.service import load_table, pep20_table
 
 HELP = "load a zen server and measure throughput and latency (checking every answer)"
+
+# BenchOptions' settings as this command's flags: its errors name what the user typed.
+FLAGS = {
+    "connections": "-c/--connections", "rate": "-R/--rate", "duration": "-d/--duration",
+    "warmup": "--warmup", "timeout": "--timeout", "processes": "--processes",
+    "unknown_ratio": "--unknown-ratio", "error_ratio": "--error-ratio",
+    "max_request_bytes": "--max-request-bytes", "event_loop": "--loop",
+    "questions": "the table of --aphorisms",
+}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -67,17 +76,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def options_from(args: argparse.Namespace) -> BenchOptions:
-    """The frozen options of a run, from the command line."""
+    """The frozen options of a run, from the command line (errors name the flags)."""
     table = load_table(args.aphorisms) if args.aphorisms else pep20_table()
     questions = questions_from_table(table, [text.encode() for text in args.question])
-    return BenchOptions(
-        host=args.host, port=args.port, connections=args.connections, rate=args.rate,
-        duration=parse_duration(args.duration), warmup=parse_duration(args.warmup),
-        connection_per_request=args.connection_per_request, questions=questions,
-        unknown_ratio=args.unknown_ratio, error_ratio=args.error_ratio,
-        max_request_bytes=args.max_request_bytes, processes=args.processes,
-        timeout=parse_duration(args.timeout), seed=args.seed, event_loop=args.loop,
-    )
+    try:
+        return BenchOptions(
+            host=args.host, port=args.port, connections=args.connections, rate=args.rate,
+            duration=_duration(args.duration, "duration"),
+            warmup=_duration(args.warmup, "warmup"),
+            connection_per_request=args.connection_per_request, questions=questions,
+            unknown_ratio=args.unknown_ratio, error_ratio=args.error_ratio,
+            max_request_bytes=args.max_request_bytes, processes=args.processes,
+            timeout=_duration(args.timeout, "timeout"), seed=args.seed, event_loop=args.loop,
+        )
+    except OptionError as error:
+        raise ZenserveError(error.worded(FLAGS)) from None
+
+
+def _duration(text: str, setting: str) -> float:
+    try:
+        return parse_duration(text)
+    except ZenserveError as error:
+        raise ZenserveError(f"{FLAGS[setting]}: {error}") from None
 
 
 def run_command(args: argparse.Namespace) -> BenchResult:

@@ -11,7 +11,12 @@ nothing. Pass ``progress=`` to be told how the run goes about 4 times a second.
 """
 
 from zenserve.load.coordinator import Progress, ProgressCallback, ServerUnreachable, run
-from zenserve.load.options import BenchOptions, default_processes, questions_from_table
+from zenserve.load.options import (
+    BenchOptions,
+    OptionError,
+    default_processes,
+    questions_from_table,
+)
 from zenserve.load.outcomes import ERROR_KINDS
 from zenserve.load.recorder import LatencySummary
 from zenserve.load.result import SCHEMA, BenchResult, TimelineRow
@@ -22,6 +27,7 @@ __all__ = [
     "BenchOptions",
     "BenchResult",
     "LatencySummary",
+    "OptionError",
     "Progress",
     "ProgressCallback",
     "ServerUnreachable",

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from string import Formatter
 
 from zenserve.config import DEFAULT_HOST, DEFAULT_PORT
 from zenserve.errors import ZenserveError
@@ -64,19 +66,22 @@ class BenchOptions:
     fast_lane: bool = True
 
     def __post_init__(self) -> None:
-        _check(self.connections >= 1, "connections must be at least 1")
-        _check(self.rate is None or self.rate > 0, "the rate must be more than 0 requests/s")
-        _check(self.duration > 0, "the duration must be more than 0")
-        _check(self.warmup >= 0, "the warmup cannot be negative")
-        _check(self.timeout > 0, "the timeout must be more than 0")
-        _check(bool(self.questions), "at least one known question is needed")
-        _check(0 <= self.unknown_ratio <= 1 and 0 <= self.error_ratio <= 1,
-               "ratios are between 0 and 1")
+        # Each rule names its settings in braces: the library's messages name
+        # the fields, `zenserve bench` words the same rules with its flags.
+        _check(self.connections >= 1, "{connections} must be at least 1")
+        _check(self.rate is None or self.rate > 0, "{rate} must be more than 0 requests/s")
+        _check(self.duration > 0, "{duration} must be more than 0")
+        _check(self.warmup >= 0, "{warmup} cannot be negative")
+        _check(self.timeout > 0, "{timeout} must be more than 0")
+        _check(bool(self.questions), "{questions} must hold at least one known question")
+        _check(0 <= self.unknown_ratio <= 1, "{unknown_ratio} must be between 0 and 1")
+        _check(0 <= self.error_ratio <= 1, "{error_ratio} must be between 0 and 1")
         _check(self.unknown_ratio + self.error_ratio <= 1,
-               "--unknown-ratio plus --error-ratio cannot exceed 1")
-        _check(self.max_request_bytes >= 2, "max_request_bytes must be at least 2")
-        _check(self.processes is None or self.processes >= 1, "processes must be at least 1")
-        _check(self.event_loop in EVENT_LOOPS, f"the event loop is one of {', '.join(EVENT_LOOPS)}")
+               "{unknown_ratio} plus {error_ratio} cannot exceed 1")
+        _check(self.max_request_bytes >= 2, "{max_request_bytes} must be at least 2")
+        _check(self.processes is None or self.processes >= 1, "{processes} must be at least 1")
+        _check(self.event_loop in EVENT_LOOPS,
+               f"{{event_loop}} must be one of {', '.join(EVENT_LOOPS)}")
 
     @property
     def open_loop(self) -> bool:
@@ -101,6 +106,24 @@ def questions_from_table(table: dict[bytes, bytes],
     return tuple((question, table[question]) for question in dict.fromkeys(only))
 
 
-def _check(condition: bool, message: str) -> None:
+class OptionError(ZenserveError):
+    """A setting of ``BenchOptions`` out of range; the message names the settings as fields.
+
+    ``worded(names)`` says the same with other names for the settings (a
+    command line's flags): ``rule`` names each setting in braces.
+    """
+
+    def __init__(self, rule: str) -> None:
+        self.rule = rule
+        self.settings = tuple(field for _, field, _, _ in Formatter().parse(rule) if field)
+        super().__init__(self.worded({}))
+
+    def worded(self, names: Mapping[str, str]) -> str:
+        """The message with each setting called what ``names`` calls it (else its field name)."""
+        return self.rule.format_map({setting: names.get(setting, setting)
+                                     for setting in self.settings})
+
+
+def _check(condition: bool, rule: str) -> None:
     if not condition:
-        raise ZenserveError(message)
+        raise OptionError(rule)
