@@ -154,12 +154,12 @@ class RunningServer:
 
     def stop(self) -> None:
         """SIGTERM the leader and the workers it forked; SIGKILL whatever lingers; reap."""
-        family = [self.process.pid]
-        try:
-            family += [child.pid for child in psutil.Process(self.process.pid).children(True)]
-            family_processes = [psutil.Process(pid) for pid in family]
-        except psutil.NoSuchProcess:
-            family_processes = []
+        # Each member on its own: a forked conversation child may end at any moment,
+        # and one that is gone must not spare the others (or the leader) their signal.
+        family_processes = []
+        with contextlib.suppress(psutil.NoSuchProcess):
+            leader = psutil.Process(self.process.pid)
+            family_processes = [leader, *leader.children(recursive=True)]
         for member in family_processes:
             with contextlib.suppress(psutil.NoSuchProcess):
                 member.terminate()
@@ -168,6 +168,8 @@ class RunningServer:
         for member in lingering:
             with contextlib.suppress(psutil.NoSuchProcess):
                 member.kill()
+        if self.process.poll() is None:  # the leader was not seen above: make sure
+            self.process.kill()
         self.process.wait()
         for stream in (self.process.stdout, self._stderr):
             if stream is not None:
