@@ -40,9 +40,10 @@ from contenders import (
     c_reference_contender,
     zenserve_contender,
 )
+from other_work import OtherWork
 from race import Entrant, RaceSettings, run_race
 from reference import build_reference
-from results_file import busy_machine_note, run_and_record, runs_without_a_rate, section_start
+from results_file import run_and_record, runs_without_a_rate, section_start
 from script_options import RunLength, parse_race_arguments
 
 from zenserve.book import write_listings
@@ -182,12 +183,12 @@ def race_all(names: Sequence[str], settings: RaceSettings,
 
 
 def report(groups: Sequence[GroupResult], args: argparse.Namespace,
-           features: ServeFeatures) -> str:
+           features: ServeFeatures, busy: str | None) -> str:
     """The markdown section: heading, provenance, table, verdicts and notes."""
     make_target = {(): " (or `make bench`)", ("--quick",): " (or `make bench-quick`)"}
     lines = section_start(
         "## Architectures vs the book's listings and the C reference",
-        (args.provisional, busy_machine_note()), "Not final numbers. The full run: `make bench` "
+        (args.provisional, busy), "Not final numbers. The full run: `make bench` "
         "(3 rounds × 2 s per point, about 20 minutes) on a quiet machine.",
         make_target.get(tuple(sys.argv[1:]), ""))
     lines += [f"- each point: median of {args.rounds} run(s) of {args.seconds:g} s by the C "
@@ -221,8 +222,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     names = args.arch or list(ARCHITECTURES)
     settings = RaceSettings(tuple(args.connections), args.rounds, args.seconds)
     features = ServeFeatures.probe()
-    return run_and_record("architectures benchmark", SECTION, not args.no_record,
-                          lambda: report(race_all(names, settings, features), args, features))
+
+    def produce() -> str:
+        with OtherWork() as other:  # the race's own servers and generators do not count
+            groups = race_all(names, settings, features)
+        return report(groups, args, features, other.note())
+
+    return run_and_record("architectures benchmark", SECTION, not args.no_record, produce)
 
 
 if __name__ == "__main__":

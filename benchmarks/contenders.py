@@ -23,6 +23,7 @@ from types import TracebackType
 from typing import IO
 
 import psutil
+from termination import sigterm_deferred
 
 from zenserve.errors import ZenserveError
 
@@ -92,13 +93,20 @@ class RunningServer:
         # Kept open for the contender's life and closed in stop(): where its errors go.
         self._stderr: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115
         listener = inherited_listener() if contender.inherits_listener else None
+        started = False
         try:
-            self.process = subprocess.Popen(
-                contender.command, cwd=contender.cwd, start_new_session=True,
-                stdin=listener.fileno() if listener is not None else subprocess.DEVNULL,
-                stderr=self._stderr,
-                stdout=subprocess.PIPE if contender.announces_port else subprocess.DEVNULL,
-            )
+            with sigterm_deferred():  # delivered once the child is ours to stop
+                self.process = subprocess.Popen(
+                    contender.command, cwd=contender.cwd, start_new_session=True,
+                    stdin=listener.fileno() if listener is not None else subprocess.DEVNULL,
+                    stderr=self._stderr,
+                    stdout=subprocess.PIPE if contender.announces_port else subprocess.DEVNULL,
+                )
+                started = True
+        except BaseException:
+            if started:
+                self.stop()
+            raise
         finally:
             if listener is not None:
                 listener.close()  # the child holds its own copy as fd 0

@@ -36,6 +36,7 @@ from contenders import (
     c_reference_contender,
     zenserve_contender,
 )
+from other_work import OtherWork
 from profile_tools import (
     CpuProfile,
     StackProfile,
@@ -45,7 +46,7 @@ from profile_tools import (
     strace_counting,
 )
 from reference import LoadResult, build_reference, run_reference_load
-from results_file import busy_machine_note, run_and_record, section_start
+from results_file import run_and_record, section_start
 
 from zenserve.errors import ZenserveError
 from zenserve.servers import ARCHITECTURES
@@ -203,15 +204,16 @@ def profile_all(args: argparse.Namespace) -> str:
             contenders.append(zenserve_contender(name, extra=extra,
                                                  inherit=name in INHERITING_ARCHITECTURES))
             labels.append(f"zenserve {name}{workers}")
-        for label, contender in zip(labels, contenders, strict=True):
-            print(f"profiling {label}", file=sys.stderr, flush=True)
-            try:
-                profiles.append(profile_one(label, contender, tools.load, args.connections,
-                                            args.seconds))
-            except (ZenserveError, RuntimeError) as error:
-                profiles.append(Profile(label, failure=str(error)))
+        with OtherWork() as other:  # the profiled servers and generators do not count
+            for label, contender in zip(labels, contenders, strict=True):
+                print(f"profiling {label}", file=sys.stderr, flush=True)
+                try:
+                    profiles.append(profile_one(label, contender, tools.load,
+                                                args.connections, args.seconds))
+                except (ZenserveError, RuntimeError) as error:
+                    profiles.append(Profile(label, failure=str(error)))
     return "\n".join([*section_start("## Where the time goes (profile_hotspots.py)",
-                                     (busy_machine_note(),), advice=""),
+                                     (other.note(),), advice=""),
                       f"- {args.connections} connections, {args.seconds:g} s per run, "
                       "driven by the C reference load generator; zenserve with "
                       f"`{' '.join(extra) or 'defaults'}`",

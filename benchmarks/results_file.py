@@ -62,16 +62,6 @@ def cpu_model() -> str:
 LOAD_AT_START = os.getloadavg()
 
 
-def busy_machine_note() -> str | None:
-    """Why the numbers cannot be final, when other work was running (load above half the cores)."""
-    cores = os.cpu_count() or 1
-    worst = max(LOAD_AT_START[0], os.getloadavg()[0])
-    if worst <= cores / 2:
-        return None
-    return (f"machine busy (1-minute load average up to {worst:.1f} on {cores} cores "
-            "during the run)")
-
-
 def machine_lines() -> list[str]:
     """Date, machine and interpreter, one markdown bullet each."""
     now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")

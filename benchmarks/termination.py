@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import signal
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import FrameType
 
 # How long a benchmark script gets to stop its servers after being asked.
@@ -26,6 +28,20 @@ def exit_on_sigterm() -> None:
 def _exit(signum: int, frame: FrameType | None) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise SystemExit(128 + signum)
+
+
+@contextmanager
+def sigterm_deferred() -> Iterator[None]:
+    """Hold SIGTERM back while a child is started and recorded (delivered when this ends).
+
+    A SIGTERM landing inside ``subprocess.Popen`` (it waits for the exec) would
+    raise there, after the fork: the child would run on with nobody to stop it.
+    """
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def stop_child(child: subprocess.Popen[bytes]) -> None:
