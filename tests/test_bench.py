@@ -189,6 +189,12 @@ def sigint_at_default_for_children() -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
+def load_processes(bench: subprocess.Popen[str]) -> list[psutil.Process]:
+    """The load processes a running `zenserve bench` spawned."""
+    return [child for child in psutil.Process(bench.pid).children()
+            if "spawn_main" in " ".join(child.cmdline())]
+
+
 def test_ctrl_c_stops_the_command_and_its_load_processes() -> None:
     with TestServer() as server:
         command = [sys.executable, "-m", "zenserve", "bench", "-p", str(server.port),
@@ -197,10 +203,8 @@ def test_ctrl_c_stops_the_command_and_its_load_processes() -> None:
             process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                        text=True)
         try:
-            parent = psutil.Process(process.pid)
             wait_for(lambda: server.answered > 0, timeout=30)
-            workers = [child for child in parent.children() if "spawn_main" in
-                       " ".join(child.cmdline())]
+            workers = load_processes(process)
             assert len(workers) == 2
             process.send_signal(signal.SIGINT)
             assert process.wait(timeout=20) == 130
@@ -240,10 +244,8 @@ def test_a_generator_that_falls_behind_its_schedule_blames_itself(tmp_path: Path
             process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                        text=True)
         try:
-            parent = psutil.Process(process.pid)
             wait_for(lambda: server.answered > 0, timeout=30)
-            [worker] = [child for child in parent.children()
-                        if "spawn_main" in " ".join(child.cmdline())]
+            [worker] = load_processes(process)
             worker.suspend()
             try:
                 time.sleep(0.5)  # the stall itself, not a wait for readiness
