@@ -1,22 +1,25 @@
 """Every registered architecture against its book listing and the C yardstick, in one run.
 
-    .venv/bin/python benchmarks/architectures.py            # full run: 3 rounds × 2 s
+    .venv/bin/python benchmarks/architectures.py            # full run: 5 rounds × 1.5 s
     .venv/bin/python benchmarks/architectures.py --quick    # 1 round × 1 s, marked provisional
     .venv/bin/python benchmarks/architectures.py --arch poll --arch epoll
 
 For each architecture in zenserve's registry (whatever it holds when this
 runs), the C reference load generator drives, at 1, 10 and 100 connections:
-the C reference server (one process and two), the book's listing for that
-architecture (from the course text, its ``time.sleep(0.0)`` removed, or a
-labelled reconstruction from book_baselines/), zenserve with that
-architecture, and zenserve with ``--workers 2`` when ``serve`` has it. Runs are
-interleaved and each point is the median of its rounds. The table goes to
-stdout and to its own section of benchmarks/RESULTS.md.
+the C reference server, the book's listing for that architecture (from the
+course text, its ``time.sleep(0.0)`` removed, or a labelled reconstruction
+from book_baselines/) and a second copy of it (the A/A copy, which measures
+what two identical servers differ by), zenserve with that architecture, and
+zenserve with ``--workers 2`` when ``serve`` has it. Runs are interleaved;
+each rate is the median of its rounds and each ratio to the book the median
+of its per-round ratios (architecture_table). The table goes to stdout and to
+its own section of benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import shutil
 import subprocess
 import sys
@@ -29,6 +32,7 @@ from pathlib import Path
 from architecture_table import (
     C_LABEL,
     GroupResult,
+    book_summary,
     failure_notes,
     fastest_summary,
     markdown_table,
@@ -120,21 +124,30 @@ class ServeFeatures:
         return ("--metrics-port", "0") if self.metrics else ()
 
 
-def group_contenders(name: str, listings: dict[str, Path],
-                     features: ServeFeatures) -> tuple[str | None, list[Contender]]:
-    """The book label (or None) and the contenders raced for architecture ``name``."""
+@dataclass(frozen=True, slots=True)
+class Group:
+    """The contenders raced for one architecture, and which of them are the book's."""
+
+    book_label: str | None
+    twin_label: str | None
+    contenders: list[Contender]
+
+
+def group_contenders(name: str, listings: dict[str, Path], features: ServeFeatures) -> Group:
+    """The contenders raced for architecture ``name``: book, its A/A copy, zenserve setups."""
     contenders = []
-    book_label = None
+    book_label = twin_label = None
     counterpart = BOOK_COUNTERPARTS.get(name)
     if counterpart is not None and counterpart.listing in listings:
         book = book_contender(listings[counterpart.listing])
-        contenders.append(book)
-        book_label = book.label
+        twin = dataclasses.replace(book, label=f"{book.label} (A/A copy)")
+        contenders += [book, twin]
+        book_label, twin_label = book.label, twin.label
     inherit = name in INHERITING_ARCHITECTURES
     contenders.append(zenserve_contender(name, 0, features.serve_arguments, inherit))
     if features.workers:
         contenders.append(zenserve_contender(name, 2, features.serve_arguments, inherit))
-    return book_label, contenders
+    return Group(book_label, twin_label, contenders)
 
 
 @contextmanager
@@ -158,7 +171,7 @@ def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
 
     return parse_race_arguments(
         argv, __doc__.splitlines()[0] if __doc__ else None, quick=RunLength(1, 1.0),
-        full=RunLength(3, 2.0), arch_default="all registered", connections=CONNECTION_COUNTS,
+        full=RunLength(5, 1.5), arch_default="all registered", connections=CONNECTION_COUNTS,
         extend=provisional_option)
 
 
@@ -169,16 +182,15 @@ def race_all(names: Sequence[str], settings: RaceSettings,
     with tempfile.TemporaryDirectory(prefix="zenserve-bench-") as scratch:
         tools = build_reference(Path(scratch))
         listings = prepare_listings(Path(scratch) / "book")
-        yardsticks = [c_reference_contender(tools.server, 1),
-                      c_reference_contender(tools.server, 2)]
-        with started(yardsticks) as c_entrants:
+        # The two-process C server is raced in fastest.py, where --workers setups are.
+        with started([c_reference_contender(tools.server, 1)]) as c_entrants:
             for name in names:
-                book_label, contenders = group_contenders(name, listings, features)
-                with started(contenders) as entrants:
+                group = group_contenders(name, listings, features)
+                with started(group.contenders) as entrants:
                     points = run_race(name, [*c_entrants, *entrants], settings, tools.load)
                 groups.append(GroupResult(
-                    name, book_label, tuple(entrant.label for entrant in entrants),
-                    tuple(entrant.label for entrant in c_entrants), points))
+                    name, group.book_label, tuple(entrant.label for entrant in entrants),
+                    tuple(entrant.label for entrant in c_entrants), points, group.twin_label))
     return groups
 
 
@@ -189,16 +201,20 @@ def report(groups: Sequence[GroupResult], args: argparse.Namespace,
     lines = section_start(
         "## Architectures vs the book's listings and the C reference",
         (args.provisional, busy), "Not final numbers. The full run: `make bench` "
-        "(3 rounds × 2 s per point, about 20 minutes) on a quiet machine.",
+        "(5 rounds × 1.5 s per point, about 25 minutes) on a quiet machine.",
         make_target.get(tuple(sys.argv[1:]), ""))
     lines += [f"- each point: median of {args.rounds} run(s) of {args.seconds:g} s by the C "
               "reference load generator (zen_ref_load.c, cc -O2), contenders interleaved",
+              "- × book: the median of the per-round ratios to the book's listing (each round "
+              "drives both within seconds); the `(A/A copy)` row is a second copy of the book's "
+              "listing, raced the same way: what two identical servers differ by",
               "- zenserve: default limits, metrics "
               + ("on (`--metrics-port 0`)" if features.metrics else "not available yet")
               + (", `--workers 2` rows" if features.workers else ", no `--workers` yet"),
               f"- × C: against the one-process C reference measured in the same group "
               f"(the `{C_LABEL}` row shows the median over all groups)", "",
-              markdown_table(groups, args.connections), "", *fastest_summary(groups), "",
+              markdown_table(groups, args.connections), "",
+              *book_summary(groups, args.connections), *fastest_summary(groups), "",
               "Book counterparts (book listings run from the seed with `time.sleep(0.0)` "
               "removed; reconstructions live in benchmarks/book_baselines/):", ""]
     for group in groups:

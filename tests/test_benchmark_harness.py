@@ -19,7 +19,12 @@ import pytest
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
 
-from architecture_table import GroupResult, missed_book_targets  # noqa: E402
+from architecture_table import (  # noqa: E402
+    GroupResult,
+    a_a_spread,
+    book_summary,
+    missed_book_targets,
+)
 from race import Point, interleaved, median_present  # noqa: E402
 from reference import LoadResult  # noqa: E402
 from results_file import run_and_record, section_start, update_section  # noqa: E402
@@ -59,12 +64,52 @@ def group_with(book: dict[int, float | None], mine: dict[int, float | None]) -> 
 def test_book_targets_flag_a_slow_point_and_the_stricter_target_at_10() -> None:
     group = group_with({1: 100.0, 10: 100.0, 100: 100.0}, {1: 99.0, 10: 115.0, 100: 100.0})
     missed = missed_book_targets(group, (1, 10, 100))
-    assert missed == ["0.99× book < 1.0× at 1", "1.15× book < 1.2× at 10"]
+    assert missed == ["0.99× book < 1.0× at 1", "1.15× book < 1.2× at 10 (issue 7)"]
 
 
 def test_book_targets_skip_what_the_book_could_not_do_but_not_what_we_could_not() -> None:
     group = group_with({1: 100.0, 10: 100.0, 100: None}, {1: None, 10: 130.0, 100: 50.0})
     assert missed_book_targets(group, (1, 10, 100)) == ["no rate at 1, the book had one"]
+
+
+def rounds_group(book: list[float | None], mine: list[float | None],
+                 twin: list[float | None] | None = None) -> GroupResult:
+    """One architecture raced at 1 connection over several rounds (None: a failed run)."""
+    series = {"book x.py": book, "zenserve": mine}
+    if twin is not None:
+        series["book x.py (A/A copy)"] = twin
+    points = {(label, 1): Point([LoadResult(rate, "" if rate else "failed") for rate in rates])
+              for label, rates in series.items()}
+    return GroupResult("arch", "book x.py", tuple(series), (), points,
+                       "book x.py (A/A copy)" if twin is not None else None)
+
+
+def test_ratios_to_the_book_pair_runs_of_the_same_round() -> None:
+    # The machine slows down in round 2 for both: median over median would say 1.2×,
+    # each round's pair says zenserve is 10% behind.
+    group = rounds_group(book=[100.0, 50.0, 120.0], mine=[90.0, 45.0, 108.0])
+    assert group.to_book("zenserve", 1) == pytest.approx(0.9)
+    assert group.median("zenserve", 1) / group.median("book x.py", 1) == pytest.approx(0.9)
+    skewed = rounds_group(book=[100.0, 200.0, 100.0], mine=[95.0, 190.0, 190.0])
+    assert skewed.to_book("zenserve", 1) == pytest.approx(0.95)  # not 190/100
+    assert rounds_group(book=[100.0, None], mine=[None, 80.0]).to_book("zenserve", 1) is None
+
+
+def test_a_shortfall_within_the_a_a_spread_is_a_tie_and_beyond_it_a_miss() -> None:
+    tie = rounds_group(book=[100.0, 100.0, 100.0], mine=[98.0, 97.0, 99.0],
+                       twin=[96.0, 97.0, 99.0])
+    spread = a_a_spread([tie], (1,))
+    assert spread[1] == pytest.approx(0.03)
+    assert missed_book_targets(tie, (1,), spread) == ["0.98× book at 1: a tie (A/A ±0.03)"]
+    miss = rounds_group(book=[100.0, 100.0, 100.0], mine=[90.0, 92.0, 91.0],
+                        twin=[99.0, 101.0, 100.0])
+    assert missed_book_targets(miss, (1,), a_a_spread([miss], (1,))) == [
+        "0.91× book < 1.0× at 1"]
+    summary = book_summary([tie, miss], (1,))
+    assert summary[0] == "- A/A spread (the book's copy against the book, widest over all " \
+                         "groups): ±0.03 at 1"
+    assert "level within the A/A spread for arch (0.98× book at 1" in summary[1]
+    assert "MISSED by arch (0.91× book < 1.0× at 1)" in summary[1]
 
 
 def test_a_race_visits_every_count_each_round_and_rotates_who_goes_first() -> None:
