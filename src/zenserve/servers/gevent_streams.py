@@ -25,7 +25,8 @@ busy work, both stalling the hub and every client with it; ``io`` is
 
 Timeouts come from one sweeping greenlet, not a gevent.Timeout per read; a
 timeout or a shutdown ends a connection by shutting its socket down, which
-wakes whatever waits on it.
+wakes whatever waits on it. The sweep and the lingering after a closing reply
+live in ``gevent_ending``.
 """
 
 from __future__ import annotations
@@ -45,19 +46,12 @@ from zenserve.servers import base
 from zenserve.servers.eventloop_connection import refuse_busy
 from zenserve.servers.gevent_accept import Acceptor
 from zenserve.servers.gevent_connection import GreenConnection, WorkerPool
-from zenserve.servers.linger import (
-    LINGER_BYTES,
-    LINGER_SECONDS,
-    REFUSED_LINGER_FACTOR,
-    drop_input,
-    shut_write_side,
-)
-from zenserve.servers.sweep import STOP_POLL_SECONDS, sweep_interval
+from zenserve.servers.gevent_ending import READ, Lingerer, sweep_forever
+from zenserve.servers.sweep import STOP_POLL_SECONDS
 
 log = logging.getLogger("zenserve.server")
 
 RECV_BYTES = 65536
-READ = 1  # libev's EV_READ
 # After shutting down what a stop left open, how long its waiting requests may take to notice.
 ABORT_SETTLE_SECONDS = 1.0
 
@@ -77,6 +71,7 @@ class Server(base.Server):
         self._hub: Any = None
         self._stop_event: Any = None
         self._acceptor: Acceptor | None = None
+        self._lingerer: Lingerer  # made with the hub, in serve_forever
         self._workers = WorkerPool(self._job_failed)
         if context.accept_share is not None:
             context.accept_share.watch(0)  # as aio.LoopServer does: peers count on it now
@@ -88,11 +83,12 @@ class Server(base.Server):
             self._stop_event.set()
         # Non-blocking, or a worker that loses the accept race to another would block the hub.
         self.listener.setblocking(False)
+        self._lingerer = Lingerer(self._hub.loop, self.context, self.connections, self._close)
         acceptor = self._acceptor = Acceptor(self.listener, self._handle,
                                               self.context.accept_share, self.context.stats)
         acceptor.set_spawn(None)  # _handle never waits: it runs in the hub, no greenlet each
         acceptor.begin()
-        sweeper = gevent.spawn(self._sweep_forever)
+        sweeper = gevent.spawn(sweep_forever, self.connections, self.context.limits)
         try:
             self._stop_event.wait()
             self._stopping = True
@@ -123,7 +119,7 @@ class Server(base.Server):
         stats = context.stats
         if 0 < context.limits.max_connections <= stats.connections_active:
             if refuse_busy(sock, address, stats):  # the client may still be sending
-                self._linger_refused(sock, address)
+                self._lingerer.linger_refused(sock, address)
             return
         stats.connections_opened += 1
         stats.connections_active += 1
@@ -175,7 +171,7 @@ class Server(base.Server):
                     return
                 connection.progress += 1
                 if conversation.closing:
-                    self._linger(connection)
+                    self._lingerer.linger(connection)
                     return
             if conversation.mid_request or connection.request_started or self._stopping:
                 self._after_reply(connection, bool(reply))
@@ -260,43 +256,10 @@ class Server(base.Server):
                 continue
             connection.progress += 1
         if connection.conversation.closing:
-            self._linger(connection)
+            self._lingerer.linger(connection)
             return
         connection.watcher.start(self._readable, connection)
         self._after_reply(connection, True)
-
-    # Lingering after a closing reply: in the hub's callbacks, no greenlet waits.
-
-    def _linger(self, connection: GreenConnection) -> None:
-        """The closing reply is sent: FIN after it, then drop what the client still sends."""
-        if not shut_write_side(connection.sock):
-            self._close(connection)
-            return
-        connection.linger_budget = LINGER_BYTES
-        connection.request_started = 0.0
-        connection.watcher.stop()
-        connection.watcher.start(self._drop_input, connection)
-        connection.linger_timer = self._hub.loop.timer(LINGER_SECONDS)
-        connection.linger_timer.start(self._close, connection)
-
-    def _drop_input(self, connection: GreenConnection) -> None:
-        connection.linger_budget = drop_input(connection.sock, connection.linger_budget)
-        if not connection.linger_budget:  # its end of stream, or past the bound
-            self._close(connection)
-
-    def _linger_refused(self, sock: socket.socket, address: object) -> None:
-        """A refused client lingers too, held like a connection (bounded: REFUSED_LINGER_FACTOR)."""
-        context = self.context
-        stats = context.stats
-        if stats.connections_active >= REFUSED_LINGER_FACTOR * context.limits.max_connections:
-            sock.close()
-            return
-        stats.connections_active += 1  # until it ends, like any open connection
-        watcher = self._hub.loop.io(sock.fileno(), READ)
-        connection = GreenConnection(sock, context.conversation(describe_address(address)),
-                                     watcher)
-        self.connections.add(connection)
-        self._linger(connection)
 
     def _close(self, connection: GreenConnection) -> None:
         """Forget a connection (once): its watcher, its count, its socket."""
@@ -310,21 +273,6 @@ class Server(base.Server):
         stats.connections_active -= 1
         self._held_changed()
         connection.sock.close()
-
-    def _sweep_forever(self) -> None:
-        limits = self.context.limits
-        every = sweep_interval(limits)
-        while True:
-            gevent.sleep(every)
-            now = time.monotonic()
-            for connection in list(self.connections):
-                if connection.closed_by_server:
-                    continue
-                reason = connection.expired(now, limits, connection.progress,
-                                            connection.paying_cost)
-                if reason:
-                    log.info("Client %s %s; closing", connection.conversation.peer, reason)
-                    connection.end()
 
     def _finish_conversations(self) -> None:
         """Let conversations reach a request boundary, then end whatever is left."""
