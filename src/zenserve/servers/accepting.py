@@ -21,6 +21,7 @@ from types import TracebackType
 from zenserve.net import describe_address
 from zenserve.protocol import ERROR_BUSY
 from zenserve.servers.base import ServeContext, Waker
+from zenserve.servers.lingerer import Lingerer
 
 log = logging.getLogger("zenserve.server")
 
@@ -84,6 +85,8 @@ class ConnectionSlots:
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self._free = threading.BoundedSemaphore(limit) if limit > 0 else None
+        # Refused clients still sending linger here, never in the accepting thread.
+        self.refused = Lingerer(limit)
 
     def take(self) -> bool:
         return self._free is None or self._free.acquire(blocking=False)
@@ -98,21 +101,32 @@ class ConnectionSlots:
             return False
         if self.take():
             return True
-        refuse_busy(sock, address, context)
+        refuse_busy(sock, address, context, self.refused)
         return False
 
+    def close(self) -> None:
+        """At the server's stop: close the refused clients still lingering."""
+        self.refused.close()
 
-def refuse_busy(sock: socket.socket, address: object, context: ServeContext) -> None:
-    """Tell a client past ``--max-connections`` that the server is busy, and close."""
+
+def refuse_busy(sock: socket.socket, address: object, context: ServeContext,
+                lingerer: Lingerer | None = None) -> None:
+    """Tell a client past ``--max-connections`` that the server is busy, then FIN.
+
+    The client may still be sending: ``lingerer`` holds the socket until it
+    is done, bounded, so that the close sends no reset (see ``lingerer``).
+    Without one, or when it is full, what has arrived is read and it closes.
+    """
     context.stats.busy += 1
     log.info("Client %s refused: server busy", describe_address(address))
     with contextlib.suppress(OSError):  # never let a refused client block the acceptor
         sock.send(ERROR_BUSY, socket.MSG_DONTWAIT)
-        # Closing with its question unread would send a reset, which can
-        # destroy the answer before the client reads it: read it, then FIN.
-        sock.recv(_DRAIN_BYTES, socket.MSG_DONTWAIT)
-    with contextlib.suppress(OSError):
         sock.shutdown(socket.SHUT_WR)
+        if lingerer is not None and lingerer.hold(sock):
+            return
+        # Closing with its question unread would send a reset, which can
+        # destroy the answer before the client reads it: read what is there.
+        sock.recv(_DRAIN_BYTES, socket.MSG_DONTWAIT)
     sock.close()
 
 

@@ -31,6 +31,7 @@ from zenserve.servers.child_process import (
     close_other_fds,
     die_with_parent,
 )
+from zenserve.servers.lingerer import Lingerer
 
 log = logging.getLogger("zenserve.server")
 
@@ -52,6 +53,7 @@ class Server(base.Server):
         self._children: set[int] = set()
         self._limit = context.limits.max_connections or DEFAULT_MAX_CONNECTIONS
         self._reports: ChildStatsPipe | None = None
+        self._refused = Lingerer(self._limit)  # busy clients still sending, off the acceptor
 
     def serve_forever(self) -> None:
         self.listener.setblocking(False)
@@ -70,7 +72,7 @@ class Server(base.Server):
                     if not self.context.admit(sock, address):
                         continue
                     if len(self._children) >= self._limit:
-                        refuse_busy(sock, address, self.context)
+                        refuse_busy(sock, address, self.context, self._refused)
                         continue
                     self._fork_conversation(sock, address)
             self._stop_children()
@@ -78,6 +80,7 @@ class Server(base.Server):
             gc.unfreeze()
             signal.signal(signal.SIGCHLD, previous)
             self._reports.close()
+            self._refused.close()
             self._stop.close()
 
     def shutdown(self, graceful: bool = True) -> None:
@@ -97,7 +100,7 @@ class Server(base.Server):
             self.context.stats.connections_active += 1
         except OSError as error:  # out of processes or memory
             log.warning("fork() failed (%s)", error.strerror)
-            refuse_busy(sock, address, self.context)
+            refuse_busy(sock, address, self.context, self._refused)
             return
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)

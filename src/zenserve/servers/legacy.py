@@ -117,6 +117,7 @@ class Server(base.Server):
             self._stop.wait_until_closed()
         finally:
             self._stop.close()
+            self._slots.close()
 
     def shutdown(self, graceful: bool = True) -> None:
         self._stop.wake(graceful)

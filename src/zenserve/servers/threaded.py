@@ -63,6 +63,7 @@ class Server(base.Server):
                 thread.join(max(0.0, deadline - time.monotonic()))
         finally:
             self._stop.close()
+            self._slots.close()
         if self._failure is not None:
             raise ZenserveError(f"serving failed: {self._failure}")
 

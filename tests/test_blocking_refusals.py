@@ -1,0 +1,118 @@
+"""A client refused by a blocking architecture reads ``Error: server busy.`` and a clean end.
+
+The blocking architectures that refuse (threaded, socketserver, forking; single
+and inetd serve one client at a time and never refuse: the next one waits in
+the listen backlog) answer a client past ``--max-connections`` from the
+accepting thread, which must never wait for it. A refused client that is
+still sending while the server closes makes the server's kernel answer with a
+reset, which on many stacks destroys the busy reply before the client reads
+it. On Linux loopback the bytes already received survive a reset, so what a
+client here can see of the failure is the reset itself: a send that fails, a
+``recv`` that raises, or ``SO_ERROR`` set once the connection has ended.
+
+Each refused client sends a question at once and then goes on asking, reading
+first whenever the server has sent something, until the end of stream.
+"""
+
+from __future__ import annotations
+
+import errno
+import select
+import socket
+import time
+from collections import Counter
+from collections.abc import Iterator
+
+import pytest
+
+from tests.helpers import ANSWER, QUESTION, connect, read_answers, wait_for
+from zenserve.process import ServerProcess
+from zenserve.protocol import ERROR_BUSY
+
+REFUSING = ["threaded", "socketserver", "forking"]
+# Enough refusals for a race of a few in a thousand to show (it did, before the
+# refused clients lingered); bounded so each architecture takes a second or two.
+REFUSALS = 300
+# Questions a refused client asks before it sees the reply: bounded, and far
+# below linger.LINGER_BYTES, so a server that lingers never needs to reset.
+MAX_QUESTIONS = 100
+CLIENT_SECONDS = 5.0  # a refusal that never ends fails its round, never hangs the test
+_RESET_ERRORS = frozenset({errno.ECONNRESET, errno.EPIPE})
+
+
+@pytest.fixture(params=REFUSING)
+def full_server(request: pytest.FixtureRequest) -> Iterator[tuple[int, socket.socket]]:
+    """A server at ``--max-connections 1`` and the client holding its only place."""
+    with ServerProcess("--arch", request.param, "--max-connections", "1") as server, \
+            connect(server.port) as holder:
+        holder.sendall(QUESTION)
+        assert read_answers(holder, 1) == [ANSWER]
+        yield server.port, holder
+
+
+def refused_client(port: int) -> tuple[bytes, str]:
+    """Connect, ask at once and keep asking until the server's end of stream.
+
+    Returns what came back and how the connection ended: ``end of stream``
+    (a FIN and nothing else), ``reset`` (on a recv, a send, or in ``SO_ERROR``
+    after the end), ``more than a reply`` or ``no end in time``.
+    """
+    with connect(port) as sock:
+        sock.sendall(QUESTION)
+        sock.setblocking(False)
+        poller = select.poll()
+        poller.register(sock, select.POLLIN | select.POLLOUT)
+        received, asked = b"", 1
+        deadline = time.monotonic() + CLIENT_SECONDS
+        while (remaining := deadline - time.monotonic()) > 0:
+            events = poller.poll(remaining * 1000)
+            mask = events[0][1] if events else 0
+            if mask & (select.POLLIN | select.POLLERR | select.POLLHUP):
+                try:
+                    data = sock.recv(4096)
+                except OSError as error:
+                    return received, "reset" if error.errno in _RESET_ERRORS else str(error)
+                if not data:
+                    reset = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) in _RESET_ERRORS
+                    return received, "reset" if reset else "end of stream"
+                received += data
+                if len(received) > len(ERROR_BUSY):
+                    return received, "more than a reply"
+            elif mask & select.POLLOUT:
+                try:
+                    sock.send(QUESTION)
+                except BlockingIOError:
+                    continue
+                except OSError as error:
+                    return received, "reset" if error.errno in _RESET_ERRORS else str(error)
+                asked += 1
+                if asked >= MAX_QUESTIONS:
+                    poller.modify(sock, select.POLLIN)
+        return received, "no end in time"
+
+
+def test_every_refused_client_reads_busy_and_a_clean_end(
+    full_server: tuple[int, socket.socket],
+) -> None:
+    port, _ = full_server
+    outcomes = Counter(refused_client(port) for _ in range(REFUSALS))
+    assert outcomes == Counter({(ERROR_BUSY, "end of stream"): REFUSALS})
+
+
+def test_refusals_leave_the_place_to_the_next_client(
+    full_server: tuple[int, socket.socket],
+) -> None:
+    port, holder = full_server
+    for _ in range(3):
+        assert refused_client(port) == (ERROR_BUSY, "end of stream")
+    holder.close()  # its conversation ends and gives the place back, soon
+    wait_for(lambda: is_answered(port))
+
+
+def is_answered(port: int) -> bool:
+    """True when a new client is answered, False when it is refused."""
+    with connect(port) as sock:
+        sock.sendall(QUESTION)
+        reply = sock.recv(4096)
+    assert reply in (ANSWER, ERROR_BUSY)
+    return reply == ANSWER
