@@ -10,8 +10,9 @@ The pieces, each small:
   round-robin picks, so a 10% canary gets every tenth connection;
 - ``worker`` and ``handoff``: a worker serves routed connections with any
   deployable architecture, measures each answer, and when its generation is
-  drained hands every open connection back at a request boundary, so a
-  persistent client moves to the new generation without noticing;
+  drained hands every open connection back at a request boundary (which
+  ``tracked_conversation`` tells), so a persistent client moves to the new
+  generation without noticing;
 - ``rollout`` and ``analysis``: the step engine (rolling, blue-green, canary)
   and the verdict at each step;
 - ``control``: the owner-only unix socket behind ``zenserve deploy status``,

@@ -33,14 +33,11 @@ import struct
 import time
 from collections.abc import Callable
 
-from zenserve.config import Limits
-from zenserve.conversation import Conversation
 from zenserve.deploy import channel
 from zenserve.deploy.histogram import LatencyHistogram
+from zenserve.deploy.tracked_conversation import TrackedConversation
 from zenserve.net import describe_address
 from zenserve.servers.base import Waker
-from zenserve.service import Service
-from zenserve.stats import Stats
 
 log = logging.getLogger("zenserve.deploy.worker")
 
@@ -48,7 +45,6 @@ log = logging.getLogger("zenserve.deploy.worker")
 PROBE_PEER = "health-probe"
 # Looked up once: these run for every request.
 _recv, _send, _monotonic = socket.socket.recv, socket.socket.send, time.monotonic
-_receive = Conversation.receive
 _READABLE = select.POLLIN | select.POLLPRI | select.POLLHUP | select.POLLERR
 
 
@@ -81,33 +77,6 @@ class WorkerState:
         sock = self.unlinked.pop(peer, None)
         if sock is not None:
             sock.conversation = conversation
-
-
-class TrackedConversation(Conversation):
-    """A Conversation that also knows what it still owes: questions pending and reply bytes."""
-
-    __slots__ = ("pending", "replied")
-
-    def __init__(self, service: Service, stats: Stats, limits: Limits, peer: str) -> None:
-        super().__init__(service, stats, limits, peer)
-        self.pending = 0  # framed by frame() and not yet answered by answer_all()
-        self.replied = 0  # reply bytes produced so far
-
-    def receive(self, data: bytes) -> bytes:
-        reply = _receive(self, data)
-        self.replied += len(reply)
-        return reply
-
-    def frame(self, data: bytes) -> list[bytes]:
-        questions = super().frame(data)
-        self.pending += len(questions)
-        return questions
-
-    def answer_all(self, requests: list[bytes]) -> bytes:
-        reply = super().answer_all(requests)
-        self.pending -= len(requests)
-        self.replied += len(reply)
-        return reply
 
 
 class HandoffSocket(socket.socket):

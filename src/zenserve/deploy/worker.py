@@ -25,10 +25,11 @@ from types import FrameType
 from zenserve.config import ServerConfig, ServiceConfig
 from zenserve.conversation import Conversation
 from zenserve.deploy import channel
-from zenserve.deploy.handoff import PROBE_PEER, TrackedConversation, WorkerState
+from zenserve.deploy.handoff import PROBE_PEER, WorkerState
 from zenserve.deploy.listener import RoutedListener
 from zenserve.deploy.release import table_digest
 from zenserve.deploy.spec import spec_from_json
+from zenserve.deploy.tracked_conversation import TrackedConversation
 from zenserve.errors import ZenserveError
 from zenserve.servers import server_class
 from zenserve.servers.base import ServeContext, Server, Waker
