@@ -2,7 +2,7 @@
 
 Each of those architectures only says how an accepted socket becomes a
 conversation (``start_connection``) and what a conversation must do for a
-sweep or a shutdown (``LoopConnection``); this module runs the loop (whose
+sweep or a shutdown (``aio_connection.LoopConnection``); this module runs the loop (whose
 factory is all that uvloop changes), accepts and admits clients, sweeps
 timeouts, and shuts down gracefully.
 
@@ -27,14 +27,10 @@ from collections.abc import Callable
 from zenserve.accept_share import AcceptTurns
 from zenserve.net import describe_address
 from zenserve.servers import base
+from zenserve.servers.aio_connection import LoopConnection, RefusedClient
 from zenserve.servers.eventloop_connection import refuse_busy
-from zenserve.servers.linger import (
-    LINGER_BYTES,
-    LINGER_SECONDS,
-    REFUSED_LINGER_FACTOR,
-    drop_input,
-)
-from zenserve.servers.sweep import STOP_POLL_SECONDS, ConnectionClock, sweep_interval
+from zenserve.servers.linger import REFUSED_LINGER_FACTOR
+from zenserve.servers.sweep import STOP_POLL_SECONDS, sweep_interval
 
 log = logging.getLogger("zenserve.server")
 
@@ -47,72 +43,6 @@ ACCEPTS_PER_WAKEUP = 64
 # After aborting what a shutdown left open, how long to let the loop deliver
 # connection_lost (a few turns; this only bounds it).
 ABORT_SETTLE_SECONDS = 1.0
-
-
-class LoopConnection(ConnectionClock, abc.ABC):
-    """One conversation as the loop's sweep and shutdown see it."""
-
-    __slots__ = ()
-
-    @abc.abstractmethod
-    def output_size(self) -> int:
-        """Bytes of answers written but not yet taken by the client's socket."""
-
-    @abc.abstractmethod
-    def working(self) -> bool:
-        """True while the server owes answers it has not written yet (io cost)."""
-
-    @abc.abstractmethod
-    def time_out(self, reason: str) -> None:
-        """Close because of a timeout (logged once, book-style)."""
-
-    @abc.abstractmethod
-    def abort(self) -> None:
-        """Close at once, dropping unsent answers (SIGINT, or the graceful timeout passed)."""
-
-    def hold_input(self) -> None:  # most conversations have no input buffer of their own
-        """Stop taking input for one turn of the loop, before ``close_if_at_boundary``."""
-
-    @abc.abstractmethod
-    def close_if_at_boundary(self) -> None:
-        """During a graceful stop: close when nothing is half-asked, owed or unread."""
-
-
-class RefusedClient(LoopConnection):
-    """A client told the server is busy, dropping what it still sends until it ends (``linger``)."""
-
-    __slots__ = ("_budget", "_server", "_sock", "_timer")
-
-    def __init__(self, server: LoopServer, sock: socket.socket) -> None:
-        super().__init__(server.loop.time())
-        self._server, self._sock, self._budget = server, sock, LINGER_BYTES
-        server.loop.add_reader(sock.fileno(), self._on_readable)
-        self._timer = server.loop.call_later(LINGER_SECONDS, self.abort)
-
-    def _on_readable(self) -> None:
-        self._budget = drop_input(self._sock, self._budget)
-        if not self._budget:  # its end of stream, or past the bound
-            self.abort()
-
-    def output_size(self) -> int:
-        return 0
-
-    def working(self) -> bool:
-        return False
-
-    def time_out(self, reason: str) -> None:
-        self.abort()
-
-    def close_if_at_boundary(self) -> None:
-        self.abort()  # the busy reply is all it was owed
-
-    def abort(self) -> None:
-        if self._sock.fileno() < 0:
-            return  # ended already
-        self._timer.cancel()
-        self._server.loop.remove_reader(self._sock.fileno())
-        self._sock.close()
-        self._server.connection_ended(self)
 
 
 class LoopServer(base.Server):

@@ -24,7 +24,8 @@ from typing import cast
 
 from zenserve.conversation import Conversation
 from zenserve.servers import base
-from zenserve.servers.aio import LoopConnection, LoopServer
+from zenserve.servers.aio import LoopServer
+from zenserve.servers.aio_connection import LoopConnection, read_in_small_chunks
 from zenserve.servers.linger import LINGER_BYTES, LINGER_SECONDS
 from zenserve.servers.sweep import input_waiting
 
@@ -68,6 +69,7 @@ class ZenProtocol(asyncio.Protocol, LoopConnection):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)
+        read_in_small_chunks(transport)
         self._made = True
         self._server.connections.add(self)
 

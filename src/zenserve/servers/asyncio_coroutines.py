@@ -24,7 +24,8 @@ from typing import cast
 
 from zenserve.conversation import Conversation
 from zenserve.servers import base
-from zenserve.servers.aio import LoopConnection, LoopServer
+from zenserve.servers.aio import LoopServer
+from zenserve.servers.aio_connection import LoopConnection, read_in_small_chunks
 from zenserve.servers.linger import LINGER_BYTES, LINGER_SECONDS
 from zenserve.servers.sweep import input_waiting
 
@@ -51,6 +52,7 @@ class StreamConversation(LoopConnection):
         self.reader = reader
         self.writer = writer
         self.transport = cast(asyncio.Transport, writer.transport)  # a socket transport
+        read_in_small_chunks(self.transport)
         self.waiting_to_read = False  # suspended in reader.read() with nothing buffered
         self.held = False  # hold_input() paused the transport
         self.paying_cost = False  # awaiting the io cost of a batch of questions

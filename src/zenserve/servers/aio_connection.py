@@ -1,0 +1,105 @@
+"""The connections an asyncio loop (``aio``) serves, as its sweep and shutdown see them.
+
+``LoopConnection`` is what asyncio-callbacks' protocols and asyncio-coroutines'
+streams each implement; ``RefusedClient`` is a client turned away past
+``--max-connections``. ``read_in_small_chunks`` keeps a transport's reads off
+glibc's mmap path (see there).
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import socket
+from typing import TYPE_CHECKING
+
+from zenserve.servers.linger import LINGER_BYTES, LINGER_SECONDS, drop_input
+from zenserve.servers.sweep import ConnectionClock
+
+if TYPE_CHECKING:
+    from zenserve.servers.aio import LoopServer
+
+# asyncio's socket transports recv() up to 256 KiB into a fresh bytes object,
+# then shrink it to what arrived. glibc serves an allocation of 128 KiB or more
+# (its default M_MMAP_THRESHOLD) with mmap: every read was then an mmap, a page
+# fault, an mremap and an munmap, until by chance a read found nothing and freed
+# a full-size buffer, which raises glibc's threshold (measured: ~2 page faults
+# and 10-20 µs of CPU per request, for minutes in some processes, never in
+# others). Reads of 64 KiB stay on the heap from the first request on.
+TRANSPORT_READ_BYTES = 64 * 1024
+
+
+def read_in_small_chunks(transport: asyncio.BaseTransport) -> None:
+    """Make asyncio's own socket transport recv() at most ``TRANSPORT_READ_BYTES`` at a time.
+
+    uvloop's transports read into one buffer of their own and have no such
+    knob; they are left as they are.
+    """
+    if hasattr(transport, "max_size"):  # selector_events._SelectorTransport's class attribute
+        transport.max_size = TRANSPORT_READ_BYTES
+
+
+class LoopConnection(ConnectionClock, abc.ABC):
+    """One conversation as the loop's sweep and shutdown see it."""
+
+    __slots__ = ()
+
+    @abc.abstractmethod
+    def output_size(self) -> int:
+        """Bytes of answers written but not yet taken by the client's socket."""
+
+    @abc.abstractmethod
+    def working(self) -> bool:
+        """True while the server owes answers it has not written yet (io cost)."""
+
+    @abc.abstractmethod
+    def time_out(self, reason: str) -> None:
+        """Close because of a timeout (logged once, book-style)."""
+
+    @abc.abstractmethod
+    def abort(self) -> None:
+        """Close at once, dropping unsent answers (SIGINT, or the graceful timeout passed)."""
+
+    def hold_input(self) -> None:  # most conversations have no input buffer of their own
+        """Stop taking input for one turn of the loop, before ``close_if_at_boundary``."""
+
+    @abc.abstractmethod
+    def close_if_at_boundary(self) -> None:
+        """During a graceful stop: close when nothing is half-asked, owed or unread."""
+
+
+class RefusedClient(LoopConnection):
+    """A client told the server is busy, dropping what it still sends until it ends (``linger``)."""
+
+    __slots__ = ("_budget", "_server", "_sock", "_timer")
+
+    def __init__(self, server: LoopServer, sock: socket.socket) -> None:
+        super().__init__(server.loop.time())
+        self._server, self._sock, self._budget = server, sock, LINGER_BYTES
+        server.loop.add_reader(sock.fileno(), self._on_readable)
+        self._timer = server.loop.call_later(LINGER_SECONDS, self.abort)
+
+    def _on_readable(self) -> None:
+        self._budget = drop_input(self._sock, self._budget)
+        if not self._budget:  # its end of stream, or past the bound
+            self.abort()
+
+    def output_size(self) -> int:
+        return 0
+
+    def working(self) -> bool:
+        return False
+
+    def time_out(self, reason: str) -> None:
+        self.abort()
+
+    def close_if_at_boundary(self) -> None:
+        self.abort()  # the busy reply is all it was owed
+
+    def abort(self) -> None:
+        if self._sock.fileno() < 0:
+            return  # ended already
+        self._timer.cancel()
+        self._server.loop.remove_reader(self._sock.fileno())
+        self._sock.close()
+        self._server.connection_ended(self)
