@@ -7,7 +7,8 @@ import sys
 import threading
 from pathlib import Path
 
-from tests.deploy_helpers import LoadClients, deployment, write_release
+from tests.deploy_helpers import deployment, write_release
+from tests.deploy_load import LoadClients
 from tests.helpers import wait_for
 
 CANARY = 'steps = [20, 100]\npause = "0.2s"\nmin_requests = 20\nmax_error_ratio = 0.05\n'

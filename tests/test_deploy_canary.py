@@ -13,14 +13,8 @@ import signal
 import time
 from pathlib import Path
 
-from tests.deploy_helpers import (
-    Deployment,
-    LoadClients,
-    Record,
-    deployment,
-    version_of,
-    write_release,
-)
+from tests.deploy_helpers import Deployment, deployment, version_of, write_release
+from tests.deploy_load import LoadClients, Record
 from tests.helpers import wait_for
 from zenserve.protocol import ERROR_FAULT
 

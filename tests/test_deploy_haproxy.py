@@ -17,13 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy_helpers import (
-    LoadClients,
-    deployment,
-    free_port,
-    version_of,
-    versioned_table,
-)
+from tests.deploy_helpers import deployment, free_port, version_of, versioned_table
+from tests.deploy_load import LoadClients
 from tests.helpers import wait_for
 from zenserve.deploy.haproxy import SCRAPE_SECONDS, RuntimeApi
 from zenserve.deploy.release import load_release

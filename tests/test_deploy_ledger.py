@@ -24,12 +24,12 @@ from pathlib import Path
 import pytest
 
 from tests.deploy_helpers import (
-    LoadClients,
     deployment,
     environment_without_listen_fds,
     version_of,
     write_release,
 )
+from tests.deploy_load import LoadClients
 from tests.helpers import read_answers, wait_for
 from zenserve.deploy.release import deployable_architectures
 

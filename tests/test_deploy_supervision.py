@@ -16,12 +16,12 @@ import psutil
 
 from tests.deploy_helpers import (
     SOCKET_TIMEOUT,
-    LoadClients,
     deployment,
     environment_without_listen_fds,
     version_of,
     write_release,
 )
+from tests.deploy_load import LoadClients
 from tests.helpers import wait_for
 from zenserve.deploy.control import default_control_path
 
