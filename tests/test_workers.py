@@ -174,12 +174,13 @@ def test_negative_workers_is_a_one_line_error() -> None:
 
 
 def test_running_out_of_descriptors_while_starting_workers_is_one_line() -> None:
-    """A low open-file limit: the parent cannot make a slot for every worker."""
+    """A low open-file limit: the parent cannot make an accept turn for every event loop."""
     def low_file_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (40, 40))
 
     result = subprocess.run(
-        [sys.executable, "-m", "zenserve", "serve", "-p", "0", "--workers", str(MAX_WORKERS)],
+        [sys.executable, "-m", "zenserve", "serve", "-p", "0", "--arch", "epoll",
+         "--workers", str(MAX_WORKERS)],
         capture_output=True, text=True, timeout=30, preexec_fn=low_file_limit,
     )
     assert result.returncode == 2

@@ -7,11 +7,13 @@ and no sleeps, only the ``Listening at HOST:PORT`` line.
 from __future__ import annotations
 
 import os
+import resource
 import selectors
 import signal
 import subprocess
 import sys
 import time
+from functools import partial
 from types import TracebackType
 
 from zenserve.errors import ZenserveError
@@ -24,13 +26,17 @@ class ServerProcess:
     """``zenserve serve ARGS -p 0`` in a child process; ``port`` once ready."""
 
     def __init__(self, *serve_args: str, ready_timeout: float = 30.0,
-                 stderr: int | None = None, env: dict[str, str] | None = None) -> None:
+                 stderr: int | None = None, env: dict[str, str] | None = None,
+                 descriptor_limit: int | None = None) -> None:
+        """``descriptor_limit``: the server's soft RLIMIT_NOFILE, as ``ulimit -n`` would set it."""
         command = [sys.executable, "-m", "zenserve", "serve", "-p", "0", *serve_args]
         self.metrics_url: str | None = None
         self._wants_metrics = any(arg.startswith("--metrics-port") for arg in serve_args)
         self.process = subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=stderr, text=True,
             env=env if env is not None else os.environ.copy(),
+            preexec_fn=None if descriptor_limit is None else partial(
+                limit_descriptors, descriptor_limit),
         )
         try:
             self.host, self.port = self._wait_ready(ready_timeout)
@@ -93,3 +99,9 @@ class ServerProcess:
         traceback: TracebackType | None,
     ) -> None:
         self.kill()
+
+
+def limit_descriptors(soft_limit: int) -> None:
+    """Lower this process's soft RLIMIT_NOFILE (in a child, before it runs the server)."""
+    _, hard_limit = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (soft_limit, hard_limit))

@@ -37,6 +37,7 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 
 from zenserve.accept_share import AcceptShares
 from zenserve.config import MAX_WORKERS, ServerConfig
+from zenserve.descriptors import require_spare_descriptors
 from zenserve.errors import ZenserveError
 from zenserve.metrics import announce_metrics, start_metrics
 from zenserve.net import describe_address
@@ -191,6 +192,7 @@ def serve_in_worker(index: int, listener: socket.socket, context: ServeContext,
         accept_share=shares.for_worker(index) if shares is not None else None)
     try:
         server = server_class(context.config.architecture)(listener, context)
+        require_spare_descriptors(shares.slots if shares is not None else 0)
     except ZenserveError as error:
         channel.report(index, f"error {error}")
         return 2
@@ -217,13 +219,18 @@ def serve_with_workers(config: ServerConfig, ready: ReadyCallback = announce_rea
     """Serve ``config`` with ``config.workers`` supervised processes until SIGTERM or SIGINT."""
     if not 1 <= config.workers <= MAX_WORKERS:
         raise ZenserveError(f"--workers must be 1 to {MAX_WORKERS}")
-    get_architecture(config.architecture)  # the name now; each worker imports the module
+    # The name now; each worker imports the module.
+    architecture = get_architecture(config.architecture)
     context = build_context(config)  # a bad table or callable fails here, before any fork
     with contextlib.ExitStack() as cleanup:
         cleanup.callback((listener := open_listener(config)).close)
         with starting_workers(config.workers):
             table = cleanup.enter_context(contextlib.closing(SharedStatsTable(config.workers)))
-            shares = cleanup.enter_context(contextlib.closing(AcceptShares(config.workers)))
+            # Only the event loops take turns to accept (AcceptTurns); a blocking
+            # worker would just inherit an eventfd per worker, unused: 64 of them
+            # under `ulimit -n 64` left it none to accept with.
+            shares = (cleanup.enter_context(contextlib.closing(AcceptShares(config.workers)))
+                      if architecture.event_loop else None)
             channel = cleanup.enter_context(contextlib.closing(ReadyChannel()))
         main = partial(serve_in_worker, listener=listener, context=context, table=table,
                        channel=channel, shares=shares)
@@ -261,7 +268,8 @@ def starting_workers(count: int) -> Iterator[None]:
         raise ZenserveError(f"cannot start {count} workers: {reason}") from None
 
 
-def _retire(exit: Exit, table: SharedStatsTable, shares: AcceptShares) -> None:
+def _retire(exit: Exit, table: SharedStatsTable, shares: AcceptShares | None) -> None:
     """A worker was reaped: keep its counts, and let no peer wait for it to accept."""
     table.retire(exit.slot)
-    shares.vacate(exit.slot)
+    if shares is not None:
+        shares.vacate(exit.slot)
