@@ -23,6 +23,14 @@ def connect(port: int, host: str = "127.0.0.1") -> socket.socket:
     return sock
 
 
+def served_connection(port: int) -> socket.socket:
+    """A connection the server is conversing with (it has answered one question)."""
+    sock = connect(port)
+    sock.sendall(QUESTION)
+    assert read_answers(sock, 1) == [ANSWER]
+    return sock
+
+
 def read_answers(sock: socket.socket, count: int) -> list[bytes]:
     """Read exactly ``count`` answers (fails on close or timeout)."""
     framer = answer_framer()

@@ -1,7 +1,8 @@
 """The blocking architectures (single, threaded, socketserver, forking), past conformance.
 
 Pool size, --max-connections, the limits, graceful stop inside a question,
-and the forking server's children: reaped, stopped, and dying with it.
+running out of descriptors, and where server signals land. The forking
+server's children are test_forking_children.py's.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import sys
 import urllib.request
 from pathlib import Path
 
-import psutil
 import pytest
 
 from tests.helpers import (
@@ -26,6 +26,7 @@ from tests.helpers import (
     connect,
     read_answers,
     read_until_closed,
+    served_connection,
     wait_for,
 )
 from zenserve.process import ServerProcess
@@ -35,14 +36,6 @@ BLOCKING = ["single", "threaded", "socketserver", "forking"]
 CONCURRENT = ["threaded", "socketserver", "forking"]
 # Long enough to tell "not answered" from "answered" on a busy machine.
 NOT_ANSWERED_SECONDS = 0.5
-
-
-def served_connection(port: int) -> socket.socket:
-    """A connection the server is conversing with (it has answered one question)."""
-    sock = connect(port)
-    sock.sendall(QUESTION)
-    assert read_answers(sock, 1) == [ANSWER]
-    return sock
 
 
 def is_served(port: int) -> bool:
@@ -66,10 +59,6 @@ def assert_not_answered(sock: socket.socket) -> None:
     with pytest.raises(TimeoutError):
         sock.recv(100)
     sock.settimeout(SOCKET_TIMEOUT)
-
-
-def children_of(server: ServerProcess) -> list[psutil.Process]:
-    return psutil.Process(server.process.pid).children()
 
 
 @pytest.mark.parametrize("threads", [2, 4])
@@ -183,56 +172,6 @@ def test_the_cost_knob_is_spent_in_each_clients_thread(arch: str, kind: str) -> 
         finally:
             for sock in clients:
                 sock.close()
-
-
-def test_forking_reaps_every_child_and_leaves_no_zombie() -> None:
-    with ServerProcess("--arch", "forking") as server:
-        clients = [served_connection(server.port) for _ in range(3)]
-        assert len(children_of(server)) == 3  # one process per client
-        for sock in clients:
-            sock.close()
-        for _ in range(5):
-            assert ask(server.port) == ANSWER
-        # A zombie is still listed as a child until it is reaped.
-        wait_for(lambda: not children_of(server))
-
-
-def test_forking_counts_what_its_children_answered() -> None:
-    with ServerProcess("--arch", "forking", "--metrics-port", "0") as server:
-        for _ in range(3):
-            with served_connection(server.port) as sock:
-                sock.sendall(QUESTION * 2)
-                assert read_answers(sock, 2) == [ANSWER, ANSWER]
-        assert server.metrics_url is not None
-        url = server.metrics_url
-
-        def answered_nine() -> bool:
-            text = urllib.request.urlopen(url, timeout=SOCKET_TIMEOUT).read()
-            return b'zenserve_requests_total{outcome="answered"} 9.0' in text
-
-        wait_for(answered_nine)
-
-
-def test_forking_children_die_with_their_parent() -> None:
-    with ServerProcess("--arch", "forking") as server, served_connection(server.port) as client:
-        [child] = children_of(server)
-        server.process.kill()
-        server.process.wait()
-        # The parent-death signal is SIGTERM: the child ends at a request boundary.
-        assert read_until_closed(client) == b""
-        wait_for(lambda: not child.is_running() or child.status() == psutil.STATUS_ZOMBIE)
-
-
-def test_forking_sigint_stops_children_at_once() -> None:
-    with ServerProcess("--arch", "forking", "--graceful-timeout", "30s") as server:
-        with served_connection(server.port) as client:
-            client.sendall(QUESTION[:10])  # mid-question: a graceful stop would wait
-            children = children_of(server)
-            assert server.stop(signal.SIGINT, timeout=10) == 0
-            assert read_until_closed(client) == b""
-        for child in children:
-            wait_for(lambda child=child: not child.is_running()
-                     or child.status() == psutil.STATUS_ZOMBIE)
 
 
 @pytest.mark.parametrize("arch", BLOCKING)
