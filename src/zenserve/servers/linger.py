@@ -9,10 +9,11 @@ reply every architecture shuts its write side (the FIN follows the reply) and
 reads and drops input until the client's end of stream, ``LINGER_BYTES`` or
 ``LINGER_SECONDS``, whichever comes first, and only then closes. The blocking
 architectures wait in ``linger`` (their refused clients in the thread of a
-``lingerer.Lingerer``, so the accepting thread never waits); the event loops keep the socket in their
-loop and drop what ``drop_input`` reads each time it is readable (asyncio:
-``write_eof`` and a protocol that drops), never waiting. A stop closes a
-lingering connection at once: its reply is delivered, it is at a boundary.
+``lingerer.Lingerer``, so the accepting thread never waits); the event loops
+keep the socket in their loop and drop what ``drop_input`` reads each time it
+is readable (asyncio: ``write_eof`` and a protocol that drops), never waiting.
+A stop closes a lingering connection at once: its reply is delivered, it is
+at a boundary.
 """
 
 from __future__ import annotations
