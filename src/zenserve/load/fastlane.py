@@ -29,23 +29,28 @@ import select
 import time
 from typing import TYPE_CHECKING
 
-from zenserve.load.recorder import FINE_LIMIT_US, LatencyBins
+from zenserve.load.recorder import LatencyBins
 
 if TYPE_CHECKING:
     from zenserve.load.loops import ClosedLoopConnection
 
 clock_ns = time.monotonic_ns
+# The lane counts microseconds from here (the process's import of this
+# module): for 2**30 µs (about 18 minutes) its times fit in one digit of
+# CPython's ints, whose arithmetic then takes a shortcut. Later times are as
+# exact, only slower.
+EPOCH_NS = clock_ns()
 
-# An answer is read in one call of up to this many bytes: with its 33 bytes of
-# header the bytes object still fits the 512-byte blocks of CPython's
-# small-object allocator (a larger one goes through malloc and realloc). A
-# longer answer is not lost: its start leaves the lane, the transport reads on.
-READ_SIZE = 479
-# The lane holds the event loop at most this long (nanoseconds; epoll waits
+# The lane holds the event loop at most this long (microseconds; epoll waits
 # round up to whole milliseconds, so up to about 2 ms): within the event
 # loop's own timer resolution, so its timers and the worker's pipe are not
 # noticeably late.
-SLICE_NS = 1_000_000
+SLICE_US = 1_000
+# Events taken per epoll wait: Python's default (FD_SETSIZE - 1) mallocs a
+# 12 KiB buffer per call, 42 events (12 bytes each) fit a block of the
+# small-object allocator. More connections ready than this are served by the
+# next wait, which returns at once (epoll serves ready descriptors in turn).
+MAX_EVENTS = 42
 
 
 def lane_available() -> bool:
@@ -53,14 +58,25 @@ def lane_available() -> bool:
     return hasattr(select, "epoll")
 
 
+def clock_us() -> int:
+    """The lane's clock: whole microseconds of ``time.monotonic_ns()`` since ``EPOCH_NS``."""
+    return (clock_ns() - EPOCH_NS) // 1000
+
+
+def seconds_of(lane_us: int) -> float:
+    """A time of the lane's clock as a time of ``time.monotonic()`` (seconds)."""
+    return (lane_us * 1000 + EPOCH_NS) * 1e-9
+
+
 class FastLane:
     """One worker's set of closed-loop connections served straight from the socket."""
 
-    __slots__ = ("by_fd", "changed", "epoll", "latency", "loop", "size")
+    __slots__ = ("bins", "by_fd", "changed", "epoll", "latency", "loop", "size")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, latency: LatencyBins) -> None:
         self.loop = loop
         self.latency = latency
+        self.bins = latency.bins  # the same list for the whole run (LatencyBins.cut)
         self.epoll = select.epoll()
         # Indexed by descriptor (small integers): a list is the cheapest lookup.
         self.by_fd: list[ClosedLoopConnection | None] = []
@@ -95,47 +111,53 @@ class FastLane:
         # would: one epoll_wait per batch instead of the event loop's wait, its
         # callback and a second wait. The event loop runs again after a slice,
         # when nothing came, or at once when a connection left the lane.
+        #
+        # One clock reading per batch, taken when the wait returns, as a C
+        # loop reading its sockets back to back: every answer of the batch had
+        # arrived by then, and each question of the batch is sent within the
+        # batch. A connection's latencies add up to its time in the run either
+        # way; a reading per answer would only move each one by that answer's
+        # place in its batch (a few microseconds), at a clock call per request.
         poll = self.epoll.poll
         self.changed = False
-        deadline = clock_ns() + SLICE_NS
-        events = poll(0)
+        now = clock_us()
+        deadline = now + SLICE_US
+        events = poll(0, MAX_EVENTS)
         while events:
-            self._serve(events)
-            remaining = deadline - clock_ns()
-            if remaining <= 0 or self.changed or not self.size:
+            self._serve(events, now)
+            if now >= deadline or self.changed or not self.size:
                 return
-            events = poll(remaining * 1e-9)
+            events = poll((deadline - now) * 1e-6, MAX_EVENTS)
+            now = (clock_ns() - EPOCH_NS) // 1000  # clock_us(), without a call per batch
 
-    def _serve(self, events: list[tuple[int, int]]) -> None:
+    def _serve(self, events: list[tuple[int, int]], now: int) -> None:
         # The hot path, written out in one frame: a call per request costs more
-        # than everything else here (see the module docstring).
-        by_fd, latency = self.by_fd, self.latency
-        bins, read, write = latency.bins, os.read, os.write
+        # than everything else here (see the module docstring). A connection
+        # leaves the lane before anything makes it careful (LoadConnection.stop
+        # included), and a request that ends the connection has no lane_answer:
+        # a plain comparison decides.
+        by_fd, bins, read, write = self.by_fd, self.bins, os.read, os.write
         for fd, _ in events:
             connection = by_fd[fd]
             if connection is None:
                 continue  # left the lane earlier in this batch
-            now = clock_ns()
+            request = connection.request
             try:
-                data = read(fd, READ_SIZE)
+                data = read(fd, request.lane_read_size)
             except BlockingIOError:
                 continue
             except OSError:
                 connection.failed_in_lane(now)
                 continue
-            request = connection.request
-            if data == request.expected and not connection.careful:
-                microseconds = (now - connection.sent_ns) // 1000
-                if microseconds < FINE_LIMIT_US:
-                    bins[microseconds] += 1
-                else:
-                    latency.record_slow(microseconds)
+            if data == request.lane_answer:
+                # The monotonic clock never goes back: the index is never negative.
+                try:
+                    bins[now - connection.sent_us] += 1
+                except IndexError:
+                    self.latency.record_slow(now - connection.sent_us)
                 following = request.next
                 connection.request = following
-                if request.closes:
-                    connection.close_after_answer()
-                    continue
-                connection.sent_ns = now
+                connection.sent_us = now
                 question = following.question
                 try:
                     written = write(fd, question)

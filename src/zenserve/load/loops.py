@@ -22,7 +22,7 @@ from zenserve.load.connection import (
     Shared,
     clock,
 )
-from zenserve.load.fastlane import clock_ns
+from zenserve.load.fastlane import clock_us, seconds_of
 from zenserve.load.mix import Request
 from zenserve.load.outcomes import RESET
 from zenserve.load.recorder import FINE_LIMIT_US
@@ -36,13 +36,13 @@ class ClosedLoopConnection(LoadConnection):
     stays there until anything out of the ordinary sends it back.
     """
 
-    __slots__ = ("lane", "lane_fd", "sent_ns")
+    __slots__ = ("lane", "lane_fd", "sent_us")
 
     def __init__(self, shared: Shared, first: Request) -> None:
         super().__init__(shared, first)
         self.lane = shared.lane
         self.lane_fd = -1  # the socket's descriptor while in the lane
-        self.sent_ns = 0  # when the current request was sent, in the lane (clock_ns())
+        self.sent_us = 0  # when the current request was sent, in the lane (clock_us())
 
     def _due(self, now: float) -> float | None:
         return now
@@ -82,37 +82,32 @@ class ClosedLoopConnection(LoadConnection):
         transport.pause_reading()
         self.lane_fd = sock.fileno()
         self.lane.join(self.lane_fd, self)
-        self.sent_ns = clock_ns()
+        self.sent_us = clock_us()
 
     def _leave_lane(self) -> None:
         if self.lane_fd < 0 or self.lane is None:
             return
         self.lane.leave(self.lane_fd)
         self.lane_fd = -1
-        self.sent = self.sent_ns * 1e-9  # the careful path and timeouts use seconds
+        self.sent = seconds_of(self.sent_us)  # the careful path and timeouts use seconds
         if self.transport is not None:
             self.transport.resume_reading()
 
-    def answered_off_lane(self, data: bytes, now_ns: int) -> None:
-        """The lane read ``data`` that is not the plain correct answer: the careful path."""
+    def answered_off_lane(self, data: bytes, now_us: int) -> None:
+        """The lane read ``data``: not the plain answer, or one that ends it: the careful path."""
         self._leave_lane()
-        self._receive_carefully(data, now_ns * 1e-9)
-
-    def close_after_answer(self) -> None:
-        """The answer just recorded ends the connection (the lane has moved the request on)."""
-        self._leave_lane()
-        self._close()
+        self._receive_carefully(data, seconds_of(now_us))
 
     def write_off_lane(self, rest: bytes) -> None:
         """The socket took only part of a question: the transport sends ``rest`` when it can."""
         self._leave_lane()
         self.write(rest)
 
-    def failed_in_lane(self, now_ns: int) -> None:
+    def failed_in_lane(self, now_us: int) -> None:
         """Reading or writing the socket failed: the request in flight was reset."""
         self._leave_lane()
         if self.state == ASKING:
-            self._complete(now_ns * 1e-9, RESET)
+            self._complete(seconds_of(now_us), RESET)
         self._abort()
 
     # -- every way out of the connection leaves the lane first -----------------------
@@ -128,10 +123,15 @@ class ClosedLoopConnection(LoadConnection):
         self._leave_lane()
         super().connection_lost(exc)
 
+    def stop(self) -> None:
+        """As for any connection; the answer in flight, if any, is the careful path's."""
+        self._leave_lane()  # the lane does not look at ``careful``
+        super().stop()
+
     def check_timeout(self, now: float) -> None:
-        """As for any connection; in the lane, the send time is kept in nanoseconds."""
+        """As for any connection; in the lane, the send time is kept in microseconds."""
         if self.lane_fd >= 0:
-            self.sent = self.sent_ns * 1e-9
+            self.sent = seconds_of(self.sent_us)
         super().check_timeout(now)
 
 

@@ -37,7 +37,8 @@ _WHITESPACE = frozenset(b" \t\n\r\x0b\x0c")
 class Request:
     """One request of the cycle: what to send, what answer is correct, what follows."""
 
-    __slots__ = ("closes", "expected", "kind", "next", "question", "size")
+    __slots__ = ("closes", "expected", "kind", "lane_answer", "lane_read_size", "next",
+                 "question", "size")
 
     def __init__(self, question: bytes, expected: bytes, closes: bool, kind: str) -> None:
         self.question = question
@@ -46,6 +47,13 @@ class Request:
         # The connection ends after this answer (the server closes it after an
         # over-long request; in connection-per-request mode the client does).
         self.closes = closes
+        # What the fast lane (load/fastlane.py) takes as the whole correct
+        # answer: None for a request that ends the connection, so that its
+        # answer goes to the careful path, which closes. The lane reads one
+        # byte more than the answer (extra bytes are seen at once, as wrong);
+        # a bytes object that short of its size keeps its memory block.
+        self.lane_answer = None if closes else expected
+        self.lane_read_size = len(expected) + 1
         self.kind = kind
         self.next: Request = self
 
