@@ -21,11 +21,11 @@ if TYPE_CHECKING:
 
 # asyncio's socket transports recv() up to 256 KiB into a fresh bytes object,
 # then shrink it to what arrived. glibc serves an allocation of 128 KiB or more
-# (its default M_MMAP_THRESHOLD) with mmap: every read was then an mmap, a page
-# fault, an mremap and an munmap, until by chance a read found nothing and freed
-# a full-size buffer, which raises glibc's threshold (measured: ~2 page faults
-# and 10-20 µs of CPU per request, for minutes in some processes, never in
-# others). Reads of 64 KiB stay on the heap from the first request on.
+# (its default M_MMAP_THRESHOLD) with mmap, so every read was an mmap, a page
+# fault, an mremap and an munmap (measured: 10-15 µs of CPU per request) until a
+# read found nothing (a client's end of stream) and freed a whole buffer, which
+# raises glibc's threshold: a process's first clients paid it on every request.
+# Reads of 64 KiB stay on the heap from the first request on.
 TRANSPORT_READ_BYTES = 64 * 1024
 
 
