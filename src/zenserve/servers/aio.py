@@ -29,7 +29,7 @@ from zenserve.net import describe_address
 from zenserve.servers import base
 from zenserve.servers.aio_connection import LoopConnection, RefusedClient
 from zenserve.servers.eventloop_connection import refuse_busy
-from zenserve.servers.linger import REFUSED_LINGER_FACTOR
+from zenserve.servers.linger import held_at_most
 from zenserve.servers.sweep import STOP_POLL_SECONDS, sweep_interval
 
 log = logging.getLogger("zenserve.server")
@@ -227,7 +227,7 @@ class LoopServer(base.Server):
         stats = self.context.stats
         if not refuse_busy(sock, address, stats):
             return
-        if stats.connections_active >= REFUSED_LINGER_FACTOR * self.context.limits.max_connections:
+        if stats.connections_active >= held_at_most(self.context.limits.max_connections):
             sock.close()
             return
         stats.connections_active += 1  # until it ends, like any open connection

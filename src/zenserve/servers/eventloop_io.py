@@ -35,8 +35,8 @@ from zenserve.servers.eventloop_connection import Connection, refuse_busy
 from zenserve.servers.linger import (
     LINGER_BYTES,
     LINGER_SECONDS,
-    REFUSED_LINGER_FACTOR,
     drop_input,
+    held_at_most,
     shut_write_side,
 )
 
@@ -269,12 +269,12 @@ class ConnectionIO(base.Server):
         """Past --max-connections: say so; linger on it in the loop if the client may still send.
 
         A refused client lingering is held like a connection (it has a
-        descriptor), so a flood of them is bounded by ``REFUSED_LINGER_FACTOR``.
+        descriptor), so a flood of them is bounded by ``linger.held_at_most``.
         """
         context = self.context
         if not refuse_busy(sock, address, context.stats):
             return
-        if len(self._connections) >= REFUSED_LINGER_FACTOR * context.limits.max_connections:
+        if len(self._connections) >= held_at_most(context.limits.max_connections):
             sock.close()
             return
         connection = Connection(sock, context.conversation(describe_address(address)), serial,

@@ -60,11 +60,10 @@ class Lingerer:
         connection.linger_timer.start(self._close, connection)
 
     def linger_refused(self, sock: socket.socket, address: object) -> None:
-        """A refused client lingers too, held like a connection (bounded: REFUSED_LINGER_FACTOR)."""
+        """A refused client lingers too, held like a connection (bounded: linger.held_at_most)."""
         context = self._context
         stats = context.stats
-        held_at_most = linger.REFUSED_LINGER_FACTOR * context.limits.max_connections
-        if stats.connections_active >= held_at_most:
+        if stats.connections_active >= linger.held_at_most(context.limits.max_connections):
             sock.close()
             return
         stats.connections_active += 1  # until it ends, like any open connection

@@ -30,6 +30,24 @@ DROP_BYTES = 65536  # one read while lingering
 # holds fewer than this many times --max-connections: past it a refusal closes
 # at once, so a flood of refused clients cannot hold descriptors without bound.
 REFUSED_LINGER_FACTOR = 2
+# And at least this many refused clients, whatever --max-connections: refused
+# clients that come one after another overlap for a moment (the last one's end
+# of stream not read yet), which at --max-connections 1 would reset the next
+# one; a handful of descriptors held for at most LINGER_SECONDS is no risk.
+MIN_REFUSED_HELD = 64
+
+
+def refused_held_at_most(max_connections: int) -> int:
+    """How many refused clients may linger at once beside ``max_connections`` served ones."""
+    return max(MIN_REFUSED_HELD, (REFUSED_LINGER_FACTOR - 1) * max_connections)
+
+
+def held_at_most(max_connections: int) -> int:
+    """Connections, served and lingering refused together, past which a refusal closes at once.
+
+    For the event loops, which hold both kinds in one table.
+    """
+    return max_connections + refused_held_at_most(max_connections)
 
 
 def linger(sock: socket.socket) -> None:

@@ -7,9 +7,9 @@ reset, which can destroy the reply before the client reads it (see
 sends the reply and the FIN and hands the socket to a ``Lingerer``: one daemon
 thread per server, started at the first refusal, that reads and drops what
 each held client sends until its end of stream, ``LINGER_BYTES`` or
-``LINGER_SECONDS``, and then closes it. As in the event loops, a server holds
-at most ``REFUSED_LINGER_FACTOR`` times ``--max-connections`` connections,
-served and refused together; a refusal past that is closed at once. ``close``
+``LINGER_SECONDS``, and then closes it. As in the event loops, it holds at
+most ``linger.refused_held_at_most(--max-connections)`` refused clients; a
+refusal past that is closed at once. ``close``
 (at the server's stop) closes every held client and ends the thread.
 """
 
@@ -23,15 +23,11 @@ import threading
 import time
 from dataclasses import dataclass
 
-from zenserve.servers.linger import LINGER_BYTES, LINGER_SECONDS, REFUSED_LINGER_FACTOR, drop_input
+from zenserve.servers.linger import LINGER_BYTES, LINGER_SECONDS, drop_input, refused_held_at_most
 from zenserve.signals import block_server_signals
 
 # The thread stops within this long of close(); joined no longer than that.
 JOIN_SECONDS = 2.0
-# Held at least this many, whatever --max-connections: refused clients that
-# come one after another overlap for a moment (the last one's end of stream
-# not yet read), and a handful of descriptors is no risk.
-MIN_HELD = 64
 
 
 @dataclass(slots=True)
@@ -45,7 +41,7 @@ class Lingerer:
     """Holds refused clients' sockets, dropping their input, until each ends or a bound passes."""
 
     def __init__(self, max_connections: int) -> None:
-        self.limit = max(MIN_HELD, (REFUSED_LINGER_FACTOR - 1) * max_connections)
+        self.limit = refused_held_at_most(max_connections)
         self._arrivals: collections.deque[socket.socket] = collections.deque()
         self._bell, self._ringer = socket.socketpair()
         self._bell.setblocking(False)
