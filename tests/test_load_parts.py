@@ -55,6 +55,16 @@ def test_the_cycle_honours_the_ratios_and_links_every_request() -> None:
     assert len(walked) == CYCLE_LENGTH and request is cycle[0]
 
 
+def test_every_request_holds_what_the_fast_lane_needs_of_it_and_of_the_next() -> None:
+    for request in build_cycle(PAIRS, 0.2, 0.2, 1024, False, seed=5):
+        assert request.next_question == request.next.question
+        assert request.next_size == len(request.next.question)
+        # A request that ends the connection is answered on the careful path, which closes.
+        assert request.lane_answer == (None if request.closes else request.expected)
+        # One byte more than the answer: an extra byte shows in the same read.
+        assert request.lane_read_size == len(request.expected) + 1
+
+
 def test_every_request_expects_what_a_zen_server_answers() -> None:
     server_framer = request_framer(1024)
     for request in build_cycle(PAIRS, 0.3, 0.3, 1024, False, seed=2):

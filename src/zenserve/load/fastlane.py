@@ -155,18 +155,16 @@ class FastLane:
                     bins[now - connection.sent_us] += 1
                 except IndexError:
                     self.latency.record_slow(now - connection.sent_us)
-                following = request.next
-                connection.request = following
+                connection.request = request.next
                 connection.sent_us = now
-                question = following.question
                 try:
-                    written = write(fd, question)
+                    written = write(fd, request.next_question)
                 except BlockingIOError:
                     written = 0
                 except OSError:
                     connection.failed_in_lane(now)
                     continue
-                if written != following.size:
-                    connection.write_off_lane(question[written:])
+                if written != request.next_size:
+                    connection.write_off_lane(request.next_question[written:])
             else:
                 connection.answered_off_lane(data, now)

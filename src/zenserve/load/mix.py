@@ -38,7 +38,7 @@ class Request:
     """One request of the cycle: what to send, what answer is correct, what follows."""
 
     __slots__ = ("closes", "expected", "kind", "lane_answer", "lane_read_size", "next",
-                 "question", "size")
+                 "next_question", "next_size", "question", "size")
 
     def __init__(self, question: bytes, expected: bytes, closes: bool, kind: str) -> None:
         self.question = question
@@ -56,6 +56,15 @@ class Request:
         self.lane_read_size = len(expected) + 1
         self.kind = kind
         self.next: Request = self
+        self.next_question = question
+        self.next_size = self.size
+
+    def link(self, following: Request) -> None:
+        """Make ``following`` the request after this one."""
+        self.next = following
+        # Its question, kept here too: the fast lane sends it without a step through ``next``.
+        self.next_question = following.question
+        self.next_size = following.size
 
 
 def unknown_question(known: set[bytes]) -> bytes:
@@ -107,7 +116,7 @@ def build_cycle(questions: tuple[tuple[bytes, bytes], ...], unknown_ratio: float
                                     closing, BINARY))
     chooser.shuffle(requests)
     for request, following in zip(requests, requests[1:] + requests[:1], strict=True):
-        request.next = following
+        request.link(following)
     return requests
 
 
