@@ -25,15 +25,18 @@ import errno
 import select
 import socket
 import time
+import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.helpers import ANSWER, QUESTION, connect, read_answers, wait_for
 from zenserve.process import ServerProcess
 from zenserve.protocol import ERROR_BUSY
 from zenserve.servers import ARCHITECTURES
+from zenserve.servers.linger import LINGER_SECONDS
 
 # Every architecture but the one-at-a-time ones (see above): blocking and event loops.
 REFUSING = [name for name, arch in ARCHITECTURES.items() if arch.concurrency != "one"]
@@ -123,3 +126,52 @@ def is_answered(port: int) -> bool:
         reply = sock.recv(4096)
     assert reply in (ANSWER, ERROR_BUSY)
     return reply == ANSWER
+
+
+@pytest.mark.parametrize("architecture", REFUSING)
+def test_a_lingering_refused_client_never_takes_a_served_place(architecture: str) -> None:
+    """While a refused client lingers, only served ones count, and a free place serves."""
+    with ServerProcess("--arch", architecture, "--max-connections", "1",
+                       "--metrics-port", "0") as server, connect(server.port) as holder:
+        assert server.metrics_url is not None
+        holder.sendall(QUESTION)
+        assert read_answers(holder, 1) == [ANSWER]
+        with connect(server.port) as refused:
+            refused.sendall(QUESTION)  # unread by the server: it lingers on this client
+            assert read_exactly(refused, len(ERROR_BUSY)) == ERROR_BUSY
+            refused_at = time.monotonic()
+            assert active_connections(server.metrics_url) == 1  # the holder, not the refusal
+            holder.close()
+            wait_for(lambda: is_answered(server.port))
+            if time.monotonic() - refused_at < LINGER_SECONDS / 2:
+                # Answered while the refusal still lingers: the server drops what it sends.
+                # (A machine that stalled longer may have ended it: nothing to tell then.)
+                refused.sendall(QUESTION)
+                assert not reset_follows(refused)
+
+
+def read_exactly(sock: socket.socket, size: int) -> bytes:
+    received = b""
+    while len(received) < size and (data := sock.recv(size - len(received))):
+        received += data
+    return received
+
+
+def active_connections(metrics_url: str) -> float:
+    """``zenserve_connections_active`` as Prometheus would scrape it."""
+    with urllib.request.urlopen(metrics_url, timeout=10.0) as response:
+        text = response.read().decode()
+    return next(sample.value for family in text_string_to_metric_families(text)
+                for sample in family.samples if sample.name == "zenserve_connections_active")
+
+
+def reset_follows(sock: socket.socket) -> bool:
+    """True when the server's side is gone: loopback answers a send to it with a reset at once."""
+    readable, _, _ = select.select([sock], [], [], 0.2)
+    if not readable:
+        return False
+    try:
+        return sock.recv(4096) == b"" and sock.getsockopt(
+            socket.SOL_SOCKET, socket.SO_ERROR) in _RESET_ERRORS
+    except OSError as error:
+        return error.errno in _RESET_ERRORS

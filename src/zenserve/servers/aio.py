@@ -29,7 +29,7 @@ from zenserve.net import describe_address
 from zenserve.servers import base
 from zenserve.servers.aio_connection import LoopConnection, RefusedClient
 from zenserve.servers.eventloop_connection import refuse_busy
-from zenserve.servers.linger import held_at_most
+from zenserve.servers.linger import refused_held_at_most
 from zenserve.servers.sweep import STOP_POLL_SECONDS, sweep_interval
 
 log = logging.getLogger("zenserve.server")
@@ -61,6 +61,7 @@ class LoopServer(base.Server):
         self._pause_timer: asyncio.TimerHandle | None = None
         self._sweeper: asyncio.TimerHandle | None = None
         self._sweep_every = sweep_interval(context.limits)
+        self._refused_lingering = 0  # refused clients held, not counted as active
         # Under --workers: who takes the next connection.
         self._turns = (AcceptTurns(context.accept_share, self)
                        if context.accept_share is not None else None)
@@ -227,11 +228,16 @@ class LoopServer(base.Server):
         stats = self.context.stats
         if not refuse_busy(sock, address, stats):
             return
-        if stats.connections_active >= held_at_most(self.context.limits.max_connections):
+        if self._refused_lingering >= refused_held_at_most(self.context.limits.max_connections):
             sock.close()
             return
-        stats.connections_active += 1  # until it ends, like any open connection
+        self._refused_lingering += 1
         self.connections.add(RefusedClient(self, sock))
+
+    def refusal_ended(self, client: LoopConnection) -> None:
+        """A lingering refused client calls this once, when it is over."""
+        self.connections.discard(client)
+        self._refused_lingering -= 1
 
     # Timeouts: one sweep per loop.
 

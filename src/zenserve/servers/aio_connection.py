@@ -102,4 +102,4 @@ class RefusedClient(LoopConnection):
         self._timer.cancel()
         self._server.loop.remove_reader(self._sock.fileno())
         self._sock.close()
-        self._server.connection_ended(self)
+        self._server.refusal_ended(self)

@@ -276,7 +276,7 @@ class EventLoopServer(ConnectionIO, Generic[Event]):
         if not context.admit(sock, address):
             return
         limit = context.limits.max_connections
-        if limit and len(self._connections) >= limit:
+        if limit and context.stats.connections_active >= limit:
             self._serial += 1
             self._refuse(sock, address, self._serial)
             return

@@ -30,6 +30,7 @@ class Connection:
         "linger_budget",
         "open",
         "outgoing",
+        "refused",
         "request_started",
         "serial",
         "sock",
@@ -53,6 +54,7 @@ class Connection:
         # After its closing reply: the bytes it may still send, read and dropped (0: not
         # lingering). Its write side is shut; it ends at EOF, this budget or its deadline.
         self.linger_budget = 0
+        self.refused = False  # told the server is busy: lingering, never served
 
 
 def at_rest(connection: Connection) -> bool:

@@ -36,7 +36,7 @@ from zenserve.servers.linger import (
     LINGER_BYTES,
     LINGER_SECONDS,
     drop_input,
-    held_at_most,
+    refused_held_at_most,
     shut_write_side,
 )
 
@@ -64,6 +64,7 @@ class ConnectionIO(base.Server):
     def __init__(self, listener: socket.socket, context: base.ServeContext) -> None:
         super().__init__(listener, context)
         self._connections: dict[int, Connection] = {}  # by fd: dispatch, sweeps, closing all
+        self._refused_lingering = 0  # refused clients among them, not counted as active
         self._deadlines: Deadlines[Connection] = Deadlines()
         self._answers_due: AnswersDue[Connection] = AnswersDue(context.service.io_delay)
         self._io_delay = context.service.io_delay
@@ -269,19 +270,21 @@ class ConnectionIO(base.Server):
         """Past --max-connections: say so; linger on it in the loop if the client may still send.
 
         A refused client lingering is held like a connection (it has a
-        descriptor), so a flood of them is bounded by ``linger.held_at_most``.
+        descriptor) but never takes a served client's place; a flood of them
+        is bounded by ``linger.refused_held_at_most``.
         """
         context = self.context
         if not refuse_busy(sock, address, context.stats):
             return
-        if len(self._connections) >= held_at_most(context.limits.max_connections):
+        if self._refused_lingering >= refused_held_at_most(context.limits.max_connections):
             sock.close()
             return
         connection = Connection(sock, context.conversation(describe_address(address)), serial,
                                 self.now + LINGER_SECONDS)
         connection.linger_budget = LINGER_BYTES
+        connection.refused = True
         self._connections[connection.fd] = connection
-        context.stats.connections_active += 1  # until it ends, like any open connection
+        self._refused_lingering += 1
         self._set_interest(connection, READ)
         self._deadlines.add(connection)
 
@@ -299,6 +302,9 @@ class ConnectionIO(base.Server):
         self._deadlines.discard(connection)
         connection.sock.close()
         connection.outgoing.clear()
+        if connection.refused:
+            self._refused_lingering -= 1
+            return
         self.context.stats.connections_active -= 1
         if self._accept_turns is not None:  # under --workers: peers see one fewer held
             self._accept_turns.held_changed()

@@ -29,7 +29,7 @@ class GreenConnection(ConnectionClock):
     """One client's socket, conversation and read watcher, as the sweep and shutdown see them."""
 
     __slots__ = ("closed_by_server", "conversation", "linger_budget", "linger_timer",
-                 "paying_cost", "progress", "sock", "waiting_worker", "watcher")
+                 "paying_cost", "progress", "refused", "sock", "waiting_worker", "watcher")
 
     def __init__(self, sock: socket.socket, conversation: Conversation, watcher: Any) -> None:
         super().__init__(time.monotonic())
@@ -46,6 +46,7 @@ class GreenConnection(ConnectionClock):
         # hub callback, and the hub timer that ends it (0 and None: not lingering).
         self.linger_budget = 0
         self.linger_timer: Any = None
+        self.refused = False  # told the server is busy: lingering, never served
 
     def end(self) -> None:
         """Shut the socket down: whatever waits on it wakes (EOF or an error)."""

@@ -38,7 +38,7 @@ class Lingerer:
     comes first.
     """
 
-    __slots__ = ("_close", "_connections", "_context", "_loop")
+    __slots__ = ("_close", "_connections", "_context", "_loop", "refused_lingering")
 
     def __init__(self, loop: Any, context: base.ServeContext, connections: set[GreenConnection],
                  close: Callable[[GreenConnection], None]) -> None:
@@ -46,6 +46,7 @@ class Lingerer:
         self._context = context
         self._connections = connections
         self._close = close
+        self.refused_lingering = 0  # refused clients held, not counted as active
 
     def linger(self, connection: GreenConnection) -> None:
         """The closing reply is sent: FIN after it, then drop what the client still sends."""
@@ -60,16 +61,20 @@ class Lingerer:
         connection.linger_timer.start(self._close, connection)
 
     def linger_refused(self, sock: socket.socket, address: object) -> None:
-        """A refused client lingers too, held like a connection (bounded: linger.held_at_most)."""
+        """A refused client lingers too, held like a connection but never counted as served.
+
+        Bounded by ``linger.refused_held_at_most``; the server's close of a
+        ``refused`` connection calls ``refusal_ended``.
+        """
         context = self._context
-        stats = context.stats
-        if stats.connections_active >= linger.held_at_most(context.limits.max_connections):
+        if self.refused_lingering >= linger.refused_held_at_most(context.limits.max_connections):
             sock.close()
             return
-        stats.connections_active += 1  # until it ends, like any open connection
+        self.refused_lingering += 1
         watcher = self._loop.io(sock.fileno(), READ)
         connection = GreenConnection(sock, context.conversation(describe_address(address)),
                                      watcher)
+        connection.refused = True
         self._connections.add(connection)
         self.linger(connection)
 

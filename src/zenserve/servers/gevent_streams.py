@@ -269,10 +269,12 @@ class Server(base.Server):
         connection.watcher.close()
         if connection.linger_timer is not None:
             connection.linger_timer.close()
-        stats = self.context.stats
-        stats.connections_active -= 1
-        self._held_changed()
         connection.sock.close()
+        if connection.refused:
+            self._lingerer.refused_lingering -= 1
+            return
+        self.context.stats.connections_active -= 1
+        self._held_changed()
 
     def _finish_conversations(self) -> None:
         """Let conversations reach a request boundary, then end whatever is left."""

@@ -26,9 +26,10 @@ import time
 LINGER_SECONDS = 1.0
 LINGER_BYTES = 1 << 20
 DROP_BYTES = 65536  # one read while lingering
-# Refused clients linger too, held as open connections, but only while a server
-# holds fewer than this many times --max-connections: past it a refusal closes
-# at once, so a flood of refused clients cannot hold descriptors without bound.
+# Refused clients linger too, counted apart from the served ones (a lingering
+# refusal never takes a served client's place), but only while a server holds
+# fewer of them than this many times --max-connections: past it a refusal
+# closes at once, so a flood of refused clients cannot hold descriptors without bound.
 REFUSED_LINGER_FACTOR = 2
 # And at least this many refused clients, whatever --max-connections: refused
 # clients that come one after another overlap for a moment (the last one's end
@@ -40,14 +41,6 @@ MIN_REFUSED_HELD = 64
 def refused_held_at_most(max_connections: int) -> int:
     """How many refused clients may linger at once beside ``max_connections`` served ones."""
     return max(MIN_REFUSED_HELD, (REFUSED_LINGER_FACTOR - 1) * max_connections)
-
-
-def held_at_most(max_connections: int) -> int:
-    """Connections, served and lingering refused together, past which a refusal closes at once.
-
-    For the event loops, which hold both kinds in one table.
-    """
-    return max_connections + refused_held_at_most(max_connections)
 
 
 def linger(sock: socket.socket) -> None:
