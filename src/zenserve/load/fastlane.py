@@ -46,11 +46,6 @@ EPOCH_NS = clock_ns()
 # loop's own timer resolution, so its timers and the worker's pipe are not
 # noticeably late.
 SLICE_US = 1_000
-# Events taken per epoll wait: Python's default (FD_SETSIZE - 1) mallocs a
-# 12 KiB buffer per call, 42 events (12 bytes each) fit a block of the
-# small-object allocator. More connections ready than this are served by the
-# next wait, which returns at once (epoll serves ready descriptors in turn).
-MAX_EVENTS = 42
 
 
 def lane_available() -> bool:
@@ -122,12 +117,12 @@ class FastLane:
         self.changed = False
         now = clock_us()
         deadline = now + SLICE_US
-        events = poll(0, MAX_EVENTS)
+        events = poll(0)
         while events:
             self._serve(events, now)
             if now >= deadline or self.changed or not self.size:
                 return
-            events = poll((deadline - now) * 1e-6, MAX_EVENTS)
+            events = poll((deadline - now) * 1e-6)
             now = (clock_ns() - EPOCH_NS) // 1000  # clock_us(), without a call per batch
 
     def _serve(self, events: list[tuple[int, int]], now: int) -> None:
