@@ -52,7 +52,10 @@ C_LABEL = "C zen_ref_load"
 BENCH_WARMUP = 0.5
 STRACE_NOTE = ("bench: coordinator and worker together, the difference between a 1 s "
                "and a 3 s run, so interpreter start-up is left out; strace slows both "
-               "generators, so only the counts mean anything")
+               "generators, so only the counts mean anything, and the epoll waits least: "
+               "how many answers one wait gathers depends on timing, which strace changes "
+               "(bench's lane waits in 1 ms slices that strace's slowdown runs out after "
+               "each batch)")
 
 
 @dataclass(slots=True)
@@ -211,7 +214,7 @@ def reading(results: dict[tuple[str, int], Samples], process_counts: list[int]) 
         "wait shared by the connections ready together. In steady state a closed-loop "
         "connection is served by bench's fast lane (load/fastlane.py: its own epoll, "
         "os.read/os.write, no uvloop callback or write queue), so the extra user time is the "
-        "interpreter's floor per answer: about 75 bytecodes, the GIL released and retaken "
+        "interpreter's floor per answer: about 40 bytecodes, the GIL released and retaken "
         "around each read and write, one bytes object and the epoll result tuples.",
         "- One load process is the default on 2 cores: the server needs the other. A second "
         "process shares the server's core (see the 2-process rows when raced with "
