@@ -9,12 +9,27 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import psutil
+
 from zenserve.process import ServerProcess
 from zenserve.protocol import answer_framer
 
 SOCKET_TIMEOUT = 10.0
 QUESTION = b"Beautiful is better than?"
 ANSWER = b"Ugly."
+
+
+def is_gone(process: psutil.Process) -> bool:
+    """Exited: a zombie, or reaped already (which may happen between listing it and asking)."""
+    try:
+        return process.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def live_children(pid: int) -> list[psutil.Process]:
+    """The child processes of ``pid`` that are still running (workers, forked children)."""
+    return [child for child in psutil.Process(pid).children() if not is_gone(child)]
 
 
 def connect(port: int, host: str = "127.0.0.1") -> socket.socket:

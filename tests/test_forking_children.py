@@ -17,6 +17,7 @@ from tests.helpers import (
     QUESTION,
     SOCKET_TIMEOUT,
     ask,
+    is_gone,
     read_answers,
     read_until_closed,
     served_connection,
@@ -64,7 +65,7 @@ def test_forking_children_die_with_their_parent() -> None:
         server.process.wait()
         # The parent-death signal is SIGTERM: the child ends at a request boundary.
         assert read_until_closed(client) == b""
-        wait_for(lambda: not child.is_running() or child.status() == psutil.STATUS_ZOMBIE)
+        wait_for(lambda: is_gone(child))
 
 
 def test_forking_sigint_stops_children_at_once() -> None:
@@ -75,5 +76,4 @@ def test_forking_sigint_stops_children_at_once() -> None:
             assert server.stop(signal.SIGINT, timeout=10) == 0
             assert read_until_closed(client) == b""
         for child in children:
-            wait_for(lambda child=child: not child.is_running()
-                     or child.status() == psutil.STATUS_ZOMBIE)
+            wait_for(lambda child=child: is_gone(child))

@@ -14,7 +14,17 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import psutil
 import pytest
 
-from tests.helpers import ANSWER, QUESTION, ask, connect, read_answers, read_until_closed, wait_for
+from tests.helpers import (
+    ANSWER,
+    QUESTION,
+    ask,
+    connect,
+    is_gone,
+    live_children,
+    read_answers,
+    read_until_closed,
+    wait_for,
+)
 from zenserve.config import MAX_WORKERS
 from zenserve.process import ServerProcess
 from zenserve.servers import ARCHITECTURES
@@ -31,15 +41,7 @@ ALL = list(ARCHITECTURES)
 
 def worker_pids(server: ServerProcess) -> list[int]:
     """The supervisor's children that are still running (zombies are dead workers)."""
-    children = psutil.Process(server.process.pid).children()
-    return [child.pid for child in children if not is_gone(child)]
-
-
-def is_gone(process: psutil.Process) -> bool:
-    try:
-        return process.status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
+    return [child.pid for child in live_children(server.process.pid)]
 
 
 @pytest.mark.parametrize("architecture", ALL)

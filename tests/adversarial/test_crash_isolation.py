@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import psutil
 import pytest
 
 from tests.adversarial.conftest import HOSTILE_IDS, HOSTILE_SETUPS
@@ -15,7 +14,7 @@ from tests.adversarial.harness import (
     logged_server,
     read_all_tolerating_reset,
 )
-from tests.helpers import ANSWER, QUESTION, ask, connect, read_answers
+from tests.helpers import ANSWER, QUESTION, ask, connect, live_children, read_answers
 from tests.services.aborting import ABORT_QUESTION
 from tests.services.faulty import FAILURE_MESSAGE
 from zenserve.protocol import ERROR_INTERNAL
@@ -55,8 +54,7 @@ WORKER_IDS = [id_ for id_, (_, extra) in zip(HOSTILE_IDS, HOSTILE_SETUPS, strict
 
 def workers_of(pid: int) -> set[int]:
     """The supervisor's live child processes (its workers)."""
-    return {child.pid for child in psutil.Process(pid).children()
-            if child.status() != psutil.STATUS_ZOMBIE}
+    return {child.pid for child in live_children(pid)}
 
 
 @pytest.mark.parametrize("worker_setup", WORKER_SETUPS, ids=WORKER_IDS)
