@@ -34,6 +34,7 @@ BENCHMARKS = {
     "bench_vs_reference.py": "zenserve bench vs the C reference load generator "
                              "(issue 4, issue 7 target 3)",
     "fastest.py": "issue 7 target 1: the fastest setups vs the C reference, like with like",
+    "host_stalls.py": "how often this machine stops a busy process (the floor under target 4)",
     "latency.py": "issue 7 target 4: open-loop latency at half of each event loop's peak",
     "scaling.py": "issue 7 target 6: --workers 2 over --workers 1 under a 100 us cpu cost",
     "idle_memory.py": "resident memory per idle connection at 10,000 connections "

@@ -209,3 +209,12 @@ def _listening_descendants(parent: psutil.Process) -> list[psutil.Process]:
         if any(sock.status == psutil.CONN_LISTEN for sock in sockets):
             found.append(child)
     return found
+
+
+def test_host_stalls_counts_gaps_by_threshold_and_the_time_they_lose() -> None:
+    from host_stalls import row, spin
+
+    assert all(gap > 0.5 for gap in spin(0.05))  # only gaps past 0.5 ms are kept
+    line = row("1", [0.6, 1.5, 2.5, 6.0], seconds=2.0)
+    # per second: 4 gaps > 0.5 ms, 3 > 1 ms, 2 > 2 ms, 1 > 5 ms; 10.6 ms lost in 2 s = 0.53%
+    assert line == "| 1 | 2.0 | 1.5 | 1.0 | 0.5 | 6.00 | 0.53% |"
