@@ -19,7 +19,7 @@ import mmap
 import struct
 import threading
 
-from zenserve.signals import block_server_signals
+from zenserve.signals import start_leaving_signals_to_main
 from zenserve.stats import Stats
 
 FIELDS: tuple[str, ...] = Stats.__slots__
@@ -105,7 +105,7 @@ class StatsPublisher:
         self._thread = threading.Thread(target=self._run, name="zenserve-stats", daemon=True)
 
     def start(self) -> None:
-        self._thread.start()
+        start_leaving_signals_to_main(self._thread)
 
     def stop(self) -> None:
         """Stop the thread and publish the final counts."""
@@ -114,6 +114,5 @@ class StatsPublisher:
         self._table.publish(self._row, self._stats)
 
     def _run(self) -> None:
-        block_server_signals()
         while not self._stopping.wait(PUBLISH_INTERVAL):
             self._table.publish(self._row, self._stats)

@@ -3,21 +3,25 @@
 The kernel hands a process-directed signal to any thread that does not block
 it. Python runs the handler in the main thread anyway, but a main thread
 blocked in recv() is only interrupted if the signal was delivered to it; so
-every thread of ours blocks these signals and leaves them to the main thread.
+every thread of ours is born blocking these signals (its creator blocks them
+while starting it: a thread that blocked them itself would take them until it
+first ran) and leaves them to the main thread.
 """
 
 from __future__ import annotations
 
 import contextlib
 import signal
+import threading
 from collections.abc import Iterator
 
 SERVER_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGCHLD, signal.SIGHUP})
 
 
-def block_server_signals() -> None:
-    """In a thread of our own: leave the server's signals to the main thread."""
-    signal.pthread_sigmask(signal.SIG_BLOCK, SERVER_SIGNALS)
+def start_leaving_signals_to_main(thread: threading.Thread) -> None:
+    """Start ``thread`` with the server's signals blocked from its first instruction."""
+    with threads_leave_signals_to_main():
+        thread.start()
 
 
 @contextlib.contextmanager

@@ -27,7 +27,7 @@ from zenserve.protocol import QUESTION_END
 from zenserve.servers.accepting import accept_or_wait
 from zenserve.servers.base import ServeContext, Waker
 from zenserve.servers.linger import linger
-from zenserve.signals import block_server_signals
+from zenserve.signals import start_leaving_signals_to_main
 
 # accept_or_wait lives in accepting; it is still offered here, beside converse.
 __all__ = ["ConversationStop", "StopSignal", "accept_or_wait", "converse",
@@ -112,10 +112,9 @@ class ConversationStop(Waker):
             if self._watchdog is None:
                 self._watchdog = threading.Thread(target=self._enforce_graceful_timeout,
                                                   daemon=True, name="zenserve-graceful-timeout")
-                self._watchdog.start()
+                start_leaving_signals_to_main(self._watchdog)
 
     def _enforce_graceful_timeout(self) -> None:
-        block_server_signals()
         with contextlib.suppress(OSError, ValueError):  # closed meanwhile: nothing to enforce
             select.select([self], [], [])
         if not self.graceful or self._closed.wait(self.graceful_timeout):

@@ -29,7 +29,7 @@ from zenserve.servers.accepting import (
     wait_for_connection,
 )
 from zenserve.servers.blocking import ConversationStop, converse
-from zenserve.signals import block_server_signals
+from zenserve.signals import threads_leave_signals_to_main
 
 log = logging.getLogger("zenserve.server")
 
@@ -45,7 +45,6 @@ class ZenRequestHandler(socketserver.BaseRequestHandler):
     server: ZenTCPServer
 
     def handle(self) -> None:
-        block_server_signals()
         zen = self.server
         try:
             converse(self.request, self.client_address, zen.context, zen.stop)
@@ -87,7 +86,8 @@ class ZenTCPServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
                         client_address: object) -> None:
         assert isinstance(request, socket.socket)
         try:
-            super().process_request(request, client_address)
+            with threads_leave_signals_to_main():  # the connection's thread is born blocking them
+                super().process_request(request, client_address)
         except BaseException:  # no thread started: nobody else will give these back
             self.stop.leave(request)
             self.slots.give_back()

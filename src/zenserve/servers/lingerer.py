@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass
 
 from zenserve.servers.linger import LINGER_BYTES, LINGER_SECONDS, drop_input, refused_held_at_most
-from zenserve.signals import block_server_signals
+from zenserve.signals import start_leaving_signals_to_main
 
 # The thread stops within this long of close(); joined no longer than that.
 JOIN_SECONDS = 2.0
@@ -69,7 +69,7 @@ class Lingerer:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._linger, daemon=True,
                                                 name="zenserve-lingerer")
-                self._thread.start()
+                start_leaving_signals_to_main(self._thread)
             held = socket.socket(fileno=sock.detach())
             held.setblocking(False)
             self._handed_over += 1
@@ -94,7 +94,6 @@ class Lingerer:
             self._ringer.send(b"!")
 
     def _linger(self) -> None:
-        block_server_signals()
         held: dict[int, _Held] = {}  # in arrival order, hence in deadline order
         poller = select.poll()
         poller.register(self._bell, select.POLLIN)

@@ -24,7 +24,7 @@ from zenserve.servers.accepting import (
     wait_for_stop,
 )
 from zenserve.servers.blocking import FORCED_STOP_SECONDS, ConversationStop, converse
-from zenserve.signals import block_server_signals
+from zenserve.signals import start_leaving_signals_to_main
 
 log = logging.getLogger("zenserve.server")
 
@@ -53,7 +53,7 @@ class Server(base.Server):
         try:
             with SignalWakeup() as wakeup:
                 for thread in threads:
-                    thread.start()
+                    start_leaving_signals_to_main(thread)
                 wait_for_stop(self._stop, wakeup)
             # The stop ends conversations (at once after the graceful timeout);
             # a thread that had just accepted may still be starting one.
@@ -71,7 +71,6 @@ class Server(base.Server):
         self._stop.wake(graceful)
 
     def _accept_and_converse(self) -> None:
-        block_server_signals()
         try:
             self._serve_clients()
         except Exception as error:  # a broken listener: a pool that shrinks would hang
