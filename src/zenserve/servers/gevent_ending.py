@@ -78,6 +78,10 @@ class Lingerer:
         self._connections.add(connection)
         self.linger(connection)
 
+    def refusal_ended(self) -> None:
+        """The server closed a ``refused`` connection: one fewer lingering."""
+        self.refused_lingering -= 1
+
     def _drop_input(self, connection: GreenConnection) -> None:
         connection.linger_budget = linger.drop_input(connection.sock, connection.linger_budget)
         if not connection.linger_budget:  # its end of stream, or past the bound

@@ -271,7 +271,7 @@ class Server(base.Server):
             connection.linger_timer.close()
         connection.sock.close()
         if connection.refused:
-            self._lingerer.refused_lingering -= 1
+            self._lingerer.refusal_ended()
             return
         self.context.stats.connections_active -= 1
         self._held_changed()

@@ -27,20 +27,19 @@ LINGER_SECONDS = 1.0
 LINGER_BYTES = 1 << 20
 DROP_BYTES = 65536  # one read while lingering
 # Refused clients linger too, counted apart from the served ones (a lingering
-# refusal never takes a served client's place), but only while a server holds
-# fewer of them than this many times --max-connections: past it a refusal
-# closes at once, so a flood of refused clients cannot hold descriptors without bound.
-REFUSED_LINGER_FACTOR = 2
-# And at least this many refused clients, whatever --max-connections: refused
-# clients that come one after another overlap for a moment (the last one's end
-# of stream not read yet), which at --max-connections 1 would reset the next
-# one; a handful of descriptors held for at most LINGER_SECONDS is no risk.
+# refusal never takes a served client's place), but no more of them at once
+# than --max-connections: past it a refusal closes at once, so a flood of
+# refused clients cannot hold descriptors without bound. And at least this
+# many, whatever --max-connections: refused clients that come one after
+# another overlap for a moment (the last one's end of stream not read yet),
+# which at --max-connections 1 would reset the next one; a handful of
+# descriptors held for at most LINGER_SECONDS is no risk.
 MIN_REFUSED_HELD = 64
 
 
 def refused_held_at_most(max_connections: int) -> int:
     """How many refused clients may linger at once beside ``max_connections`` served ones."""
-    return max(MIN_REFUSED_HELD, (REFUSED_LINGER_FACTOR - 1) * max_connections)
+    return max(MIN_REFUSED_HELD, max_connections)
 
 
 def linger(sock: socket.socket) -> None:
