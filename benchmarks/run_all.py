@@ -25,6 +25,9 @@ HERE = Path(__file__).resolve().parent
 BENCHMARKS = {
     "architectures.py": "every architecture vs its book listing and the C reference "
                         "(issue 3 speed, issue 7 targets 1 and 2)",
+    "instructions.py": "work per request counted, not timed: callgrind instructions and strace "
+                       "syscalls, book listing vs zenserve (issue 3 evidence that holds on a "
+                       "noisy machine)",
     "profile_hotspots.py": "where the time goes: CPU and syscalls per request, py-spy hot spots "
                            "(issue 7 target 1 evidence)",
     "metrics_cost.py": "zenserve with and without --metrics-port (scraped every second), "
