@@ -119,26 +119,27 @@ def per_count(values: dict[int, float | None], counts: Sequence[int], digits: in
                       for count in counts)
 
 
-def zenserve_to_book(book: Work, zen: Work, counts: Sequence[int]) -> dict[int, float | None]:
-    """zenserve's instructions per request over the book's, where both were measured."""
+def book_over_zenserve(book: Work, zen: Work, counts: Sequence[int]) -> dict[int, float | None]:
+    """The book's instructions per request over zenserve's: above 1.0, zenserve does less."""
     ratios: dict[int, float | None] = {}
     for count in counts:
         mine, theirs = zen.instructions.get(count), book.instructions.get(count)
-        ratios[count] = mine / theirs if mine is not None and theirs else None
+        ratios[count] = theirs / mine if mine and theirs is not None else None
     return ratios
 
 
 def verdicts(name: str, book: Work, zen: Work, counts: Sequence[int]) -> list[str]:
     """Per count: does zenserve do less work per request than the book (both measures)?"""
     lines = []
-    for count, ratio in zenserve_to_book(book, zen, counts).items():
+    for count, ratio in book_over_zenserve(book, zen, counts).items():
         mine, theirs = zen.syscalls.get(count), book.syscalls.get(count)
         if ratio is None or mine is None or theirs is None:
             continue
         fewer_syscalls = mine <= theirs * SYSCALL_TOLERANCE
-        less = ratio <= 1.0 and fewer_syscalls
+        less = ratio >= 1.0 and fewer_syscalls
         lines.append(f"{count}: {'less work' if less else 'MORE WORK'} "
-                     f"({ratio:.2f}× the instructions, {mine:.2f} vs {theirs:.2f} syscalls)")
+                     f"(book ÷ zenserve {ratio:.2f}× in instructions; syscalls {mine:.2f} vs "
+                     f"the book's {theirs:.2f})")
     return [f"- {name}: " + "; ".join(lines)] if lines else [f"- {name}: not compared"]
 
 
@@ -151,11 +152,12 @@ def report(results: dict[str, list[Work]], counts: Sequence[int], busy: str | No
               f"-f` over {STRACE_SECONDS:g} s, connecting included",
               "- zenserve as raced: default limits, metrics on (`--metrics-port 0`)", "",
               f"| architecture | server | instructions per request ({shown}) | syscalls per "
-              f"request ({shown}) | × book, instructions ({shown}) |", "|---|---|---|---|---|"]
-    summary = ["", "Verdicts (less work: at most the book's instructions, and syscalls within "
-               f"{SYSCALL_TOLERANCE - 1:.0%} of its):", ""]
+              f"request ({shown}) | book ÷ zenserve, instructions ({shown}) |",
+              "|---|---|---|---|---|"]
+    summary = ["", "Verdicts (less work: at most the book's instructions, so book ÷ zenserve "
+               f"≥ 1.0×, and syscalls within {SYSCALL_TOLERANCE - 1:.0%} of its):", ""]
     for name, (book, zen) in results.items():
-        ratios = per_count(zenserve_to_book(book, zen, counts), counts, 2)
+        ratios = per_count(book_over_zenserve(book, zen, counts), counts, 2)
         for work, shown_ratio in ((book, ""), (zen, ratios)):
             lines.append(f"| {name} | {work.label} | {per_count(work.instructions, counts, 0)} | "
                          f"{per_count(work.syscalls, counts, 2)} | {shown_ratio} |")

@@ -56,6 +56,6 @@ def test_more_instructions_or_more_syscalls_than_the_book_is_more_work() -> None
     book = Work("book", {1: 1000.0, 10: 1000.0, 100: 1000.0}, {1: 2.0, 10: 2.0, 100: 2.0})
     zen = Work("zenserve", {1: 900.0, 10: 1100.0, 100: 900.0}, {1: 2.0, 10: 2.0, 100: 2.5})
     [line] = verdicts("single", book, zen, (1, 10, 100))
-    assert "1: less work (0.90×" in line
-    assert "10: MORE WORK (1.10×" in line
-    assert "100: MORE WORK (0.90×" in line  # fewer instructions, but 25% more syscalls
+    assert "1: less work (book ÷ zenserve 1.11×" in line
+    assert "10: MORE WORK (book ÷ zenserve 0.91×" in line
+    assert "100: MORE WORK (book ÷ zenserve 1.11×" in line  # fewer instructions, more syscalls
