@@ -71,7 +71,7 @@ def test_stale_entries_do_not_pile_up() -> None:
         item = items[step % 10]
         item.deadline = 999.0 - step * 0.01
         heap.arm(item)
-    assert len(heap._heap) <= 4 * len(items) + 64 + 1
+    assert len(heap.heap) <= 4 * len(items) + 64 + 1
     expired = heap.expired(1000.0)
     assert sorted(item.serial for item in expired) == list(range(10))
 

@@ -40,7 +40,9 @@ class Deadlines(Generic[T]):
     """The nearest deadline among many connections, and which ones have passed."""
 
     def __init__(self) -> None:
-        self._heap: list[tuple[float, int, T]] = []
+        # (armed time, serial, item), soonest first. Public so that a loop can read
+        # ``heap[0][0]`` every turn without a call; always this same list.
+        self.heap: list[tuple[float, int, T]] = []
         self._live: dict[int, T] = {}
 
     def add(self, item: T) -> None:
@@ -57,17 +59,17 @@ class Deadlines(Generic[T]):
         """Call after moving ``item.deadline`` earlier; later moves need nothing."""
         if item.deadline < item.armed:
             item.armed = item.deadline
-            heapq.heappush(self._heap, (item.deadline, item.serial, item))
-            if len(self._heap) > _STALE_FACTOR * len(self._live) + 64:
+            heapq.heappush(self.heap, (item.deadline, item.serial, item))
+            if len(self.heap) > _STALE_FACTOR * len(self._live) + 64:
                 self._rebuild()
 
     def nearest(self) -> float:
         """The earliest armed time (infinity when nothing is tracked)."""
-        return self._heap[0][0] if self._heap else math.inf
+        return self.heap[0][0] if self.heap else math.inf
 
     def expired(self, now: float) -> list[T]:
         """Every tracked item whose deadline is ``now`` or earlier; the others are re-armed."""
-        heap, expired = self._heap, []
+        heap, expired = self.heap, []
         while heap and heap[0][0] <= now:
             armed, _, item = heapq.heappop(heap)
             if not item.open or armed != item.armed:
@@ -81,9 +83,9 @@ class Deadlines(Generic[T]):
         return expired
 
     def _rebuild(self) -> None:
-        self._heap = [(item.armed, item.serial, item) for item in self._live.values()
-                      if item.open and item.armed != math.inf]
-        heapq.heapify(self._heap)
+        self.heap[:] = [(item.armed, item.serial, item) for item in self._live.values()
+                        if item.open and item.armed != math.inf]
+        heapq.heapify(self.heap)
 
 
 class AnswersDue(Generic[T]):

@@ -1,7 +1,7 @@
 """The `poll` architecture's loop on Linux ``select.epoll``.
 
 The same loop and dispatch as `poll` (this is ``poll.Server`` with epoll's
-constants); only waiting differs. It uses ``select.epoll`` directly rather
+constants and timeout unit). It uses ``select.epoll`` directly rather
 than ``selectors``: with ten ready sockets one ``selector.select()`` costs about
 4.5x the instructions of ``epoll.poll()`` (callgrind), for key objects this
 loop does not need.
@@ -20,9 +20,7 @@ class Server(poll.Server):
     READABLE, WRITABLE = EPOLLIN, EPOLLOUT
     MASKS = (0, EPOLLIN, EPOLLOUT, EPOLLIN | EPOLLOUT)
     TROUBLE = EPOLLHUP | EPOLLERR
+    TIMEOUT_UNITS_PER_SECOND = 1.0  # epoll.poll() takes seconds
 
     def _new_poller(self) -> poll.Poller:
         return epoll()
-
-    def _wait(self, timeout: float | None) -> list[tuple[int, int]]:
-        return self._poller.poll(-1 if timeout is None else timeout)

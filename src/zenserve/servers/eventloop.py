@@ -8,9 +8,9 @@ connection's bytes is in ``eventloop_io``. Under ``--workers`` the loop shares
 new connections with its peers (``zenserve.accept_share``): it watches its
 share's eventfd, and stops watching the listener while a peer holds fewer.
 
-A subclass supplies ``_register``/``_modify``/``_unregister``, ``_wait`` and
-``_dispatch``, which hands ready sockets to ``_on_readable``,
-``_on_writable``, ``_on_listener`` and ``_on_waker``. Handlers close only the
+A subclass supplies ``_register``/``_modify``/``_unregister`` and ``_loop``:
+wait for readiness, hand ready sockets to ``_on_readable``, ``_on_writable``
+and ``_on_own_socket``, then ``_run_timers`` when due. Handlers close only the
 connection they were called for and timers run between batches, so an event
 later in a batch never belongs to a socket that an earlier handler closed and
 a new connection then reused.
@@ -23,7 +23,6 @@ import contextlib
 import logging
 import math
 import socket
-import time
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
@@ -70,12 +69,15 @@ class EventLoopServer(ConnectionIO, Generic[Event]):
             self._accept_turns.watching()
 
     @abc.abstractmethod
-    def _wait(self, timeout: float | None) -> list[Event]:
-        """Block until something is ready or ``timeout`` seconds pass (None: no limit)."""
+    def _loop(self) -> None:
+        """Wait, dispatch, run timers, until ``_run_timers`` says stop.
 
-    @abc.abstractmethod
-    def _dispatch(self, events: list[Event]) -> None:
-        """Hand each ready socket of ``events`` to the ``_on_*`` handlers."""
+        Each turn: wait no later than the nearest deadline (``_deadlines.heap``;
+        ``_nearest_chore`` when an io delay, the listener's timer or a stop is
+        pending), set ``now`` to the clock after the wait, hand each ready
+        socket to its handler, then call ``_run_timers(now)`` if a deadline
+        passed or the loop is stopping.
+        """
 
     def _close_poller(self) -> None:
         """Release the readiness object, if it holds a descriptor."""
@@ -120,20 +122,6 @@ class EventLoopServer(ConnectionIO, Generic[Event]):
 
     def shutdown(self, graceful: bool = True) -> None:
         self._waker.wake(graceful)
-
-    def _loop(self) -> None:
-        wait, dispatch, monotonic = self._wait, self._dispatch, time.monotonic
-        nearest_deadline, run_timers = self._deadlines.nearest, self._run_timers
-        while True:
-            nearest = nearest_deadline()
-            if self._io_delay or self._listener_due or self._stopping:
-                nearest = self._nearest_chore(nearest)
-            events = wait(None if nearest == math.inf else max(0.0, nearest - monotonic()))
-            self.now = now = monotonic()
-            dispatch(events)
-            # A deadline moved earlier during dispatch is seen on the next turn.
-            if (now >= nearest or self._stopping) and run_timers(now):
-                return
 
     def _nearest_chore(self, nearest: float) -> float:
         """The wake-up time, counting io answers due, the listener's timer and stopping."""

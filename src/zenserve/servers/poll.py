@@ -1,14 +1,21 @@
 """Listing 7-6: a raw ``select.poll()`` loop with explicit per-connection state.
 
 Everything but the readiness API lives in ``eventloop`` (shared with `epoll`);
-this file only registers sockets with a poll object and turns its
-``(fd, mask)`` pairs into calls to the loop's handlers.
+this file only registers sockets with a poll object, waits on it, and turns
+its ``(fd, mask)`` pairs into calls to the loop's handlers.
+
+At one connection every request is one turn of the loop, so the turn is one
+function: waiting, dispatching and the deadline check inline, one clock read
+per turn (callgrind: each call or clock read saved is a few hundred
+instructions per request).
 """
 
 from __future__ import annotations
 
+import math
 import select
 import socket
+import time
 from select import POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT, poll
 from typing import TYPE_CHECKING, TypeAlias
 
@@ -25,7 +32,7 @@ class Server(EventLoopServer[tuple[int, int]]):
     """The event loop on ``select.poll()``, dispatching by file descriptor.
 
     The class attributes are the readiness API's constants, so `epoll` is this
-    loop with epoll's constants and its own ``_wait``.
+    loop with epoll's constants and timeout unit.
     """
 
     READABLE, WRITABLE = POLLIN, POLLOUT
@@ -34,6 +41,8 @@ class Server(EventLoopServer[tuple[int, int]]):
     # Reported whatever was asked for: treated as every event the connection
     # waits for, so a hang-up is read until EOF rather than torn down at once.
     TROUBLE = POLLHUP | POLLERR | POLLNVAL
+    # The poller's timeout unit per second: poll() takes milliseconds.
+    TIMEOUT_UNITS_PER_SECOND = 1000.0
 
     def __init__(self, listener: socket.socket, context: base.ServeContext) -> None:
         super().__init__(listener, context)
@@ -51,31 +60,48 @@ class Server(EventLoopServer[tuple[int, int]]):
     def _unregister(self, fileobj: HasFileno) -> None:
         self._poller.unregister(fileobj)
 
-    def _wait(self, timeout: float | None) -> list[tuple[int, int]]:
-        return self._poller.poll(None if timeout is None else timeout * 1000.0)
-
     def _close_poller(self) -> None:
         if isinstance(self._poller, select.epoll):  # a poll object holds no descriptor
             self._poller.close()
 
-    def _dispatch(self, events: list[tuple[int, int]]) -> None:
-        connections = self._connections
+    def _loop(self) -> None:
+        wait, monotonic, units = self._poller.poll, time.monotonic, self.TIMEOUT_UNITS_PER_SECOND
+        heap, connections = self._deadlines.heap, self._connections
         on_readable, on_writable = self._on_readable, self._on_writable
         readable, writable, trouble, masks = self.READABLE, self.WRITABLE, self.TROUBLE, self.MASKS
-        for fd, mask in events:
-            connection = connections.get(fd)
-            if connection is None:
-                self._on_own_socket(fd)  # the listener or the waker
-                continue
-            try:
-                if mask == readable:  # the common case, first
-                    on_readable(connection)
+        run_timers, on_own_socket = self._run_timers, self._on_own_socket
+        on_failure = self._on_failure
+        io_delay, infinity = self._io_delay, math.inf
+        while True:
+            nearest = heap[0][0] if heap else infinity
+            if io_delay or self._listener_due or self._stopping:
+                nearest = self._nearest_chore(nearest)
+            if nearest == infinity:
+                events = wait(-1)  # no limit
+            else:
+                # From the clock read after the last wait: late by at most that
+                # turn's handling, and a passed deadline is acted on below anyway.
+                timeout = (nearest - self.now) * units
+                events = wait(timeout if timeout > 0.0 else 0)
+            self.now = now = monotonic()
+            for fd, mask in events:
+                try:
+                    connection = connections[fd]
+                except KeyError:
+                    on_own_socket(fd)  # the listener, the waker or the accept share
                     continue
-                if mask & trouble:
-                    mask |= masks[connection.interest]
-                if mask & readable:
-                    on_readable(connection)
-                if mask & writable and connection.outgoing:
-                    on_writable(connection)
-            except Exception as error:  # a bug costs one connection, not the server
-                self._on_failure(connection, error)
+                try:
+                    if mask == readable:  # the common case, first
+                        on_readable(connection)
+                        continue
+                    if mask & trouble:
+                        mask |= masks[connection.interest]
+                    if mask & readable:
+                        on_readable(connection)
+                    if mask & writable and connection.outgoing:
+                        on_writable(connection)
+                except Exception as error:  # a bug costs one connection, not the server
+                    on_failure(connection, error)
+            # A deadline moved earlier during this turn is seen on the next one.
+            if (now >= nearest or self._stopping) and run_timers(now):
+                return
