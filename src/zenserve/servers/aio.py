@@ -21,6 +21,7 @@ import abc
 import asyncio
 import contextlib
 import logging
+import select
 import socket
 from collections.abc import Callable
 
@@ -28,6 +29,8 @@ from zenserve.accept_share import AcceptTurns
 from zenserve.net import describe_address
 from zenserve.servers import base
 from zenserve.servers.aio_connection import LoopConnection, RefusedClient
+from zenserve.servers.aio_selector import LeanEpollSelector
+from zenserve.servers.aio_sweep import Sweeps, ThreadTimedSweeps
 from zenserve.servers.eventloop_connection import refuse_busy
 from zenserve.servers.linger import refused_held_at_most
 from zenserve.servers.sweep import STOP_POLL_SECONDS, sweep_interval
@@ -59,7 +62,7 @@ class LoopServer(base.Server):
         self._accept_failing = False
         self._accept_retry: asyncio.TimerHandle | None = None
         self._pause_timer: asyncio.TimerHandle | None = None
-        self._sweeper: asyncio.TimerHandle | None = None
+        self._sweeps: Sweeps | None = None
         self._sweep_every = sweep_interval(context.limits)
         self._refused_lingering = 0  # refused clients held, not counted as active
         # Under --workers: who takes the next connection.
@@ -70,10 +73,15 @@ class LoopServer(base.Server):
             # next); until its loop runs, the pause bounds how long they wait.
             self._turns.watching()
 
+    # What times the sweep on that loop (see aio_sweep; uvloop's server uses its timers).
+    sweeps_class: type[Sweeps] = ThreadTimedSweeps
+
     @staticmethod
     def new_event_loop() -> asyncio.AbstractEventLoop:
         """The loop to serve on (uvloop's server returns its own)."""
-        return asyncio.new_event_loop()
+        if not hasattr(select, "epoll"):
+            return asyncio.new_event_loop()
+        return asyncio.SelectorEventLoop(LeanEpollSelector())  # see aio_selector
 
     async def prepare(self) -> None:
         """Anything the loop should hold before the first client (uvloop's server has some)."""
@@ -123,7 +131,7 @@ class LoopServer(base.Server):
         if self._turns is not None:
             loop.add_reader(self._turns.share.fileno(), self._turns.on_turn)
         self._start_accepting()
-        self._sweeper = loop.call_later(self._sweep_every, self._sweep)
+        self._sweeps = self.sweeps_class(loop, self._sweep_every, self._sweep)
         try:
             await self._stop_event.wait()
             self._stop_accepting()
@@ -132,8 +140,8 @@ class LoopServer(base.Server):
             self._stop_accepting()
             if self._turns is not None:
                 loop.remove_reader(self._turns.share.fileno())
-            if self._sweeper is not None:
-                self._sweeper.cancel()
+            if self._sweeps is not None:
+                self._sweeps.stop()
 
     # Accepting.
 
@@ -242,15 +250,13 @@ class LoopServer(base.Server):
     # Timeouts: one sweep per loop.
 
     def _sweep(self) -> None:
-        loop = self.loop
-        now = loop.time()
+        now = self.loop.time()
         limits = self.context.limits
         for connection in list(self.connections):
             reason = connection.expired(now, limits, connection.output_size(),
                                         connection.working())
             if reason:
                 connection.time_out(reason)
-        self._sweeper = loop.call_later(self._sweep_every, self._sweep)
 
     # Shutting down.
 

@@ -18,6 +18,7 @@ import socket
 
 from zenserve.loops import new_uvloop, require_uvloop
 from zenserve.servers import asyncio_callbacks
+from zenserve.servers.aio_sweep import LoopTimedSweeps, Sweeps
 
 # Fail at import, not at serve time: the registry reports the missing package in one line.
 require_uvloop()
@@ -25,6 +26,8 @@ require_uvloop()
 
 class Server(asyncio_callbacks.Server):
     """asyncio-callbacks' server on a uvloop event loop."""
+
+    sweeps_class: type[Sweeps] = LoopTimedSweeps  # libuv's timers cost nothing per turn
 
     @staticmethod
     def new_event_loop() -> asyncio.AbstractEventLoop:
