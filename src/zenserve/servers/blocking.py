@@ -19,11 +19,11 @@ import socket
 import struct
 import threading
 import time
+from collections.abc import Callable
 from typing import Protocol
 
 from zenserve.conversation import Conversation
 from zenserve.net import describe_address
-from zenserve.protocol import QUESTION_END
 from zenserve.servers.accepting import accept_or_wait
 from zenserve.servers.base import ServeContext, Waker
 from zenserve.servers.linger import linger
@@ -36,13 +36,18 @@ __all__ = ["ConversationStop", "StopSignal", "accept_or_wait", "converse",
 log = logging.getLogger("zenserve.server")
 
 RECV_BYTES = 65536
+# A request's read asks for less: CPython allocates a bytes object of up to
+# 512 bytes (33 of them its header) from its own small-object pools, and a
+# larger one with malloc(), which costs more than the rest of the request
+# (callgrind). A read that fills it is followed at once by a big read that
+# does not wait, so a burst of pipelined questions is still answered in one send.
+FIRST_RECV_BYTES = 448
 # After shutdown(SHUT_RD) recv() no longer blocks, so the rest of a question
 # that was arriving when a graceful stop began is awaited in steps this long.
 STOP_STEP_SECONDS = 0.01
 # How long conversations told to stop at once may take to notice.
 FORCED_STOP_SECONDS = 2.0
 _TCP_ESTABLISHED = 1  # tcpi_state in <netinet/tcp.h>
-_QUESTION_END = QUESTION_END[0]
 
 
 class StopSignal(Protocol):
@@ -170,29 +175,46 @@ def _converse(sock: socket.socket, conversation: Conversation, context: ServeCon
     limits = context.limits
     idle_timeout = limits.idle_timeout
     make_blocking_with_timeouts(sock, idle_timeout)
-    recv, sendall, receive = sock.recv, sock.sendall, conversation.receive
+    ready, stats = conversation.shortcut()
+    known_at_boundary = ready.get
+    # The lookup in use: known_at_boundary, or _know_nothing in the middle of a question.
+    known: Callable[[bytes], bytes | None] = known_at_boundary
+    recv, sendall = sock.recv, sock.sendall
     question_deadline = 0.0  # set while a question arrives in pieces
     while True:
         try:
-            data = recv(RECV_BYTES)
+            data = recv(FIRST_RECV_BYTES)
         except BlockingIOError:  # SO_RCVTIMEO expired
             log.info("Client %s timed out; closing", conversation.peer)
             return
+        answer = known(data)
+        if answer is not None:  # the common case: one whole known question
+            stats.answered += 1
+            stats.bytes_in += len(data)
+            stats.bytes_out += len(answer)
+            sendall(answer)
+            continue
         if not data:
             if stop.woken:
                 _stop_at_request_boundary(sock, conversation, limits.graceful_timeout, stop)
             else:
                 conversation.end_of_stream()
             return
-        reply = receive(data)
+        reply = conversation.receive(data)
+        if len(data) == FIRST_RECV_BYTES and not conversation.closing:
+            # A full read: the rest of a burst is taken now and answered in the
+            # same send, as one big read would have. The conversation has seen
+            # the first part, so a socket that watches it knows where it stands.
+            more = _rest_of_burst(sock)
+            if more:
+                reply += conversation.receive(more)
         if reply:
             sendall(reply)
         if conversation.closing:
             linger(sock)  # no reset that could destroy the error
             return
-        # Bytes ending in "?" end a question; only others may leave one unfinished
-        # (asking the conversation costs more than the rest of this loop).
-        if data[-1] != _QUESTION_END and conversation.mid_request:  # rare: split question
+        if conversation.mid_request:  # rare: a question split across reads
+            known = _know_nothing
             now = time.monotonic()
             question_deadline = question_deadline or now + limits.request_timeout
             if now >= question_deadline:
@@ -200,8 +222,22 @@ def _converse(sock: socket.socket, conversation: Conversation, context: ServeCon
                 return
             set_receive_timeout(sock, min(idle_timeout, question_deadline - now))
         elif question_deadline:
+            known = known_at_boundary
             question_deadline = 0.0
             set_receive_timeout(sock, idle_timeout)
+
+
+def _know_nothing(data: bytes) -> None:
+    """The shortcut's lookup in the middle of a question: every read goes to the framer."""
+    return None
+
+
+def _rest_of_burst(sock: socket.socket) -> bytes:
+    """What has already arrived after a read that filled ``FIRST_RECV_BYTES`` (b"" if nothing)."""
+    try:
+        return sock.recv(RECV_BYTES, socket.MSG_DONTWAIT)
+    except BlockingIOError:
+        return b""
 
 
 def _stop_at_request_boundary(sock: socket.socket, conversation: Conversation,
