@@ -48,8 +48,15 @@ def test_it_reports_what_the_stdlib_selector_reports(
         theirs.close()  # its end of stream wakes the reader too
         assert ready(lean) == ready(stdlib) == [(ours.fileno(), EVENTS, "both")]
         for selector in (lean, stdlib):
+            selector.modify(ours, selectors.EVENT_READ, "reader again")
+        assert ready(lean) == ready(stdlib) == [(ours.fileno(), selectors.EVENT_READ,
+                                                 "reader again")]
+        for selector in (lean, stdlib):
             selector.unregister(ours.fileno())
         assert ready(lean) == ready(stdlib) == []
+        for selector in (lean, stdlib):
+            selector.register(ours, selectors.EVENT_WRITE, "writer")
+        assert ready(lean) == ready(stdlib) == [(ours.fileno(), selectors.EVENT_WRITE, "writer")]
 
 
 def test_keys_by_object_or_descriptor(pair: tuple[socket.socket, socket.socket]) -> None:

@@ -22,6 +22,7 @@ from typing import Any
 from zenserve.errors import ZenserveError
 
 _EVENTS = EVENT_READ | EVENT_WRITE
+EPOLLIN = select.EPOLLIN if hasattr(select, "epoll") else 1
 # An epoll event other than "readable" wakes writers, other than "writable"
 # wakes readers (errors and hang-ups wake both), as in selectors.EpollSelector.
 _NOT_READABLE = ~select.EPOLLIN if hasattr(select, "epoll") else 0
@@ -71,6 +72,9 @@ class LeanEpollSelector(BaseSelector):
             raise ZenserveError("this platform has no epoll")
         self._epoll = select.epoll()
         self.registered: dict[int, SelectorKey] = {}  # by descriptor
+        # What select() reports for a descriptor watched for reading that epoll
+        # says is readable and nothing else, the common case: made once, not per turn.
+        self._readable: dict[int, tuple[SelectorKey, int]] = {}
 
     def fileno(self) -> int:
         """The epoll descriptor."""
@@ -94,12 +98,23 @@ class LeanEpollSelector(BaseSelector):
             raise KeyError(f"{fileobj!r} (FD {fd}) is already registered")
         key = SelectorKey(fileobj, fd, events, data)
         self._epoll.register(fd, _epoll_mask(events))
-        self.registered[fd] = key
+        self._store(key)
         return key
+
+    def _store(self, key: SelectorKey) -> None:
+        self.registered[key.fd] = key
+        if key.events & EVENT_READ:
+            self._readable[key.fd] = (key, EVENT_READ)
+        else:
+            self._readable.pop(key.fd, None)
+
+    def _forget(self, fd: int) -> SelectorKey:
+        self._readable.pop(fd, None)
+        return self.registered.pop(fd)
 
     def unregister(self, fileobj: Any) -> SelectorKey:
         try:
-            key = self.registered.pop(self._lookup(fileobj))
+            key = self._forget(self._lookup(fileobj))
         except KeyError:
             raise KeyError(f"{fileobj!r} is not registered") from None
         # Closed since it was registered: epoll forgot it already.
@@ -116,12 +131,12 @@ class LeanEpollSelector(BaseSelector):
             try:
                 self._epoll.modify(key.fd, _epoll_mask(events))
             except BaseException:
-                del self.registered[key.fd]  # as selectors does: a failed modify unregisters
+                self._forget(key.fd)  # as selectors does: a failed modify unregisters
                 raise
             changed = True
         if changed:
             key = key._replace(events=events, data=data)
-            self.registered[key.fd] = key
+            self._store(key)
         return key
 
     def get_key(self, fileobj: Any) -> SelectorKey:
@@ -141,13 +156,16 @@ class LeanEpollSelector(BaseSelector):
         else:
             # epoll_wait() counts milliseconds: round up, to wait at least timeout.
             timeout = math.ceil(timeout * 1e3) * 1e-3
-        keys = self.registered
+        keys, readable = self.registered, self._readable
         ready: list[tuple[SelectorKey, int]] = []
         try:
             polled = self._epoll.poll(timeout, len(keys) or 1)  # maxevents must be positive
         except InterruptedError:
             return ready
         for fd, event in polled:
+            if event == EPOLLIN and fd in readable:
+                ready.append(readable[fd])
+                continue
             key = keys.get(fd)
             if key is not None:
                 ready.append((key, key.events & ((EVENT_WRITE if event & _NOT_READABLE else 0)
@@ -157,3 +175,4 @@ class LeanEpollSelector(BaseSelector):
     def close(self) -> None:
         self._epoll.close()
         self.registered.clear()
+        self._readable.clear()

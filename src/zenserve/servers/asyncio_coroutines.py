@@ -2,12 +2,13 @@
 
 The book's ``handle_conversation(reader, writer)`` as a coroutine of today's
 asyncio (the listing's ``yield from`` no longer runs on 3.11): ``await
-reader.read()``, answer, ``writer.write()`` and, unlike the listing, ``await
-writer.drain()``. drain() is the backpressure: a client that does not read its
-answers suspends its own coroutine, which stops reading, which lets the
-StreamReader's buffer fill and pause the transport, so nothing grows without
-bound. ``--cost-kind io`` is an ``await asyncio.sleep`` per batch of questions,
-so only that client waits; ``block`` and ``cpu`` stall the loop.
+reader.read()``, answer, write (straight to the transport, as ``writer.write()``
+would) and, unlike the listing, ``await writer.drain()``. drain() is the
+backpressure: a client that does not read its answers suspends its own
+coroutine, which stops reading, which lets the StreamReader's buffer fill and
+pause the transport, so nothing grows without bound. ``--cost-kind io`` is an
+``await asyncio.sleep`` per batch of questions, so only that client waits;
+``block`` and ``cpu`` stall the loop.
 
 The streams are the ones ``asyncio.start_server`` builds, made with
 ``asyncio.open_connection(sock=...)`` on sockets accepted by ``aio`` (see why
@@ -127,18 +128,55 @@ class Server(LoopServer):
         self._io_delay = self.context.service.io_delay
 
     def start_connection(self, sock: socket.socket, peer: str) -> None:
-        task = self.loop.create_task(self._serve_client(sock, peer))
+        task = self.loop.create_task(self.converse(sock, peer))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _serve_client(self, sock: socket.socket, peer: str) -> None:
+    async def converse(self, sock: socket.socket, peer: str) -> None:
+        """Listing 7-8's loop (read, answer every question completed, write, drain), with its ends.
+
+        One coroutine from the streams' making to the socket's closing: each
+        answer resumes the task, and a coroutine awaited inside another would
+        be one more frame to resume every time.
+        """
         connection: StreamConversation | None = None
         try:
             reader, writer = await asyncio.open_connection(sock=sock, limit=STREAM_LIMIT)
-            connection = StreamConversation(self.loop.time(), sock, self.context.conversation(peer),
-                                            reader, writer)
+            conversation = self.context.conversation(peer)
+            connection = StreamConversation(self.loop.time(), sock, conversation, reader, writer)
             self.connections.add(connection)
-            await self.converse(connection)
+            transport, read = connection.transport, reader.read
+            io_delay, clock = self._io_delay, self.loop.time
+            while True:
+                connection.waiting_to_read = True
+                data = await read(RECV_BYTES)
+                connection.waiting_to_read = False
+                if not data:
+                    if not connection.closed_by_server:
+                        conversation.end_of_stream()
+                    return
+                connection.heard = True
+                if io_delay:
+                    questions = conversation.frame(data)
+                    if questions:
+                        connection.paying_cost = True
+                        await asyncio.sleep(io_delay * len(questions))
+                        connection.paying_cost = False
+                    reply = conversation.answer_all(questions)
+                else:
+                    reply = conversation.receive(data)
+                if reply:
+                    transport.write(reply)  # what writer.write() does, one call fewer
+                    if transport.get_write_buffer_size():
+                        # Only a client behind on its answers leaves bytes buffered, and
+                        # only then can drain() have to wait: skip its two coroutines.
+                        await writer.drain()
+                    if conversation.closing:
+                        await linger(connection)
+                        return
+                    connection.request_started = clock() if conversation.mid_request else 0.0
+                elif conversation.mid_request and not connection.request_started:
+                    connection.request_started = clock()
         except OSError as error:  # includes ConnectionResetError from read() and drain()
             if connection is None or not connection.closed_by_server:
                 log.info("Client %s error: %s", peer, error)
@@ -148,39 +186,3 @@ class Server(LoopServer):
             else:
                 sock.close()
             self.connection_ended(connection)
-
-    async def converse(self, connection: StreamConversation) -> None:
-        """Listing 7-8's loop: read, answer every question completed, write, drain."""
-        conversation, reader, writer = connection.conversation, connection.reader, connection.writer
-        transport = connection.transport
-        io_delay, clock = self._io_delay, self.loop.time
-        while True:
-            connection.waiting_to_read = True
-            data = await reader.read(RECV_BYTES)
-            connection.waiting_to_read = False
-            if not data:
-                if not connection.closed_by_server:
-                    conversation.end_of_stream()
-                return
-            connection.heard = True
-            if io_delay:
-                questions = conversation.frame(data)
-                if questions:
-                    connection.paying_cost = True
-                    await asyncio.sleep(io_delay * len(questions))
-                    connection.paying_cost = False
-                reply = conversation.answer_all(questions)
-            else:
-                reply = conversation.receive(data)
-            if reply:
-                writer.write(reply)
-                if transport.get_write_buffer_size():
-                    # Only a client behind on its answers leaves bytes buffered, and
-                    # only then can drain() have to wait: skip its two coroutines.
-                    await writer.drain()
-                if conversation.closing:
-                    await linger(connection)
-                    return
-                connection.request_started = clock() if conversation.mid_request else 0.0
-            elif conversation.mid_request and not connection.request_started:
-                connection.request_started = clock()
