@@ -65,6 +65,8 @@ class Server(base.Server):
         self._io_delay = context.service.io_delay
         # A user's callable may switch (gevent.sleep, gevent sockets): only a greenlet may.
         self._user_code = context.service.calls_user_code
+        # Neither: every request is answered in the hub (one bool read per request).
+        self._answers_at_once = not (self._io_delay or self._user_code)
         self._stopping = False
         self._graceful = True
         self._stop_asked = False
@@ -147,18 +149,18 @@ class Server(base.Server):
                     conversation.end_of_stream()
                 self._close(connection)
                 return
-            connection.heard = True
-            if self._io_delay:
+            connection.heard = True  # the sweep's sign of life, for this read and its reply
+            if self._answers_at_once:
+                reply = conversation.receive(data)
+            elif self._io_delay:
                 questions = conversation.frame(data)
                 if questions:  # a worker awaits the cost: only this client waits
                     self._workers.hand_over(self._answer_after_delay, connection, questions)
                     return
                 reply = conversation.answer_all(questions)  # nothing, or an error
-            elif self._user_code:
+            else:  # a user's callable
                 self._workers.hand_over(self._answer_in_worker, connection, data)
                 return
-            else:
-                reply = conversation.receive(data)
             if reply:
                 # send(), not gevent's sendall(): that asks the kernel for SO_SNDBUF
                 # on every call (a syscall per answer); a short send is rare.
@@ -169,7 +171,6 @@ class Server(base.Server):
                 if sent < len(reply):  # the client is not reading: a worker waits for it
                     self._workers.hand_over(self._send_rest, connection, memoryview(reply)[sent:])
                     return
-                connection.progress += 1
                 if conversation.closing:
                     self._lingerer.linger(connection)
                     return
