@@ -20,6 +20,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import contextlib
+import gc
 import logging
 import select
 import socket
@@ -130,6 +131,11 @@ class LoopServer(base.Server):
         self.listener.setblocking(False)
         if self._turns is not None:
             loop.add_reader(self._turns.share.fileno(), self._turns.on_turn)
+        # What exists by now (modules, the service's table, the loop) lasts as
+        # long as the server: frozen, the collector stops walking all of it in
+        # every older-generation collection (callgrind: 14,000 instructions per
+        # connection, as connections' objects age into those generations).
+        gc.freeze()
         self._start_accepting()
         self._sweeps = self.sweeps_class(loop, self._sweep_every, self._sweep)
         try:
@@ -223,7 +229,7 @@ class LoopServer(base.Server):
             self._refuse(sock, address)
             return
         sock.setblocking(False)
-        if sock.family != socket.AF_UNIX:
+        if isinstance(address, tuple):  # TCP; sock.family would build an enum every time
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         stats.connections_opened += 1
         stats.connections_active += 1

@@ -12,7 +12,6 @@ one expression per ready descriptor.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import select
 from collections.abc import Iterator, Mapping
@@ -81,6 +80,8 @@ class LeanEpollSelector(BaseSelector):
         return self._epoll.fileno()
 
     def _lookup(self, fileobj: Any) -> int:
+        if type(fileobj) is int and fileobj >= 0:  # what asyncio's loop passes
+            return fileobj
         try:
             return _descriptor(fileobj)
         except ValueError:
@@ -117,9 +118,10 @@ class LeanEpollSelector(BaseSelector):
             key = self._forget(self._lookup(fileobj))
         except KeyError:
             raise KeyError(f"{fileobj!r} is not registered") from None
-        # Closed since it was registered: epoll forgot it already.
-        with contextlib.suppress(OSError):
+        try:
             self._epoll.unregister(key.fd)
+        except OSError:
+            return key  # closed since it was registered: epoll forgot it already
         return key
 
     def modify(self, fileobj: Any, events: int, data: Any = None) -> SelectorKey:

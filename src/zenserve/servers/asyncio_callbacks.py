@@ -63,6 +63,11 @@ class ZenProtocol(asyncio.Protocol, LoopConnection):
         return self._conversation.peer
 
     @property
+    def sock(self) -> socket.socket:
+        """The accepted socket (the transport's once it is made)."""
+        return self._sock
+
+    @property
     def made(self) -> bool:
         """True once the transport exists (connection_made was called)."""
         return self._made
@@ -279,23 +284,25 @@ class Server(LoopServer):
         super().__init__(listener, context)
         self._protocol_class = (DeferringZenProtocol if context.service.io_delay
                                 else ZenProtocol)
-        self._handoffs: set[asyncio.Task[tuple[asyncio.Transport, asyncio.BaseProtocol]]] = set()
+        # Each handoff task until it is done, with the protocol it hands the socket to.
+        self._handoffs: dict[asyncio.Task[tuple[asyncio.Transport, asyncio.BaseProtocol]],
+                             ZenProtocol] = {}
 
     def start_connection(self, sock: socket.socket, peer: str) -> None:
         loop = self.loop
         protocol = self._protocol_class(self, sock, self.context.conversation(peer), loop.time)
         handoff = loop.create_task(loop.connect_accepted_socket(lambda: protocol, sock))
-        self._handoffs.add(handoff)
-        handoff.add_done_callback(lambda task: self._handed_off(task, protocol, sock))
+        self._handoffs[handoff] = protocol
+        handoff.add_done_callback(self._handed_off)
 
-    def _handed_off(self, handoff: asyncio.Task[tuple[asyncio.Transport, asyncio.BaseProtocol]],
-                    protocol: ZenProtocol, sock: socket.socket) -> None:
-        self._handoffs.discard(handoff)
-        error = None if handoff.cancelled() else handoff.exception()
-        if error is None and not handoff.cancelled():
-            return
-        if error is not None:
+    def _handed_off(self,
+                    handoff: asyncio.Task[tuple[asyncio.Transport, asyncio.BaseProtocol]]) -> None:
+        protocol = self._handoffs.pop(handoff)
+        if not handoff.cancelled():
+            error = handoff.exception()
+            if error is None:
+                return  # the transport owns the socket now
             log.info("Client %s error: %s", protocol.peer, error)
         if not protocol.made:  # no transport ever owned the socket: end it here
-            sock.close()
+            protocol.sock.close()
             self.connection_ended(None)
