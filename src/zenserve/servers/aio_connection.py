@@ -2,8 +2,9 @@
 
 ``LoopConnection`` is what asyncio-callbacks' protocols and asyncio-coroutines'
 streams each implement; ``RefusedClient`` is a client turned away past
-``--max-connections``. ``read_in_small_chunks`` keeps a transport's reads off
-glibc's mmap path (see there).
+``--max-connections``. ``read_in_small_chunks`` and ``read_in_bigger_chunks``
+keep a transport's reads off glibc's mmap path, and small ones off its malloc
+(see there).
 """
 
 from __future__ import annotations
@@ -27,15 +28,28 @@ if TYPE_CHECKING:
 # raises glibc's threshold: a process's first clients paid it on every request.
 # Reads of 64 KiB stay on the heap from the first request on.
 TRANSPORT_READ_BYTES = 64 * 1024
+# A connection's reads start smaller still, until one comes back full: a bytes
+# object this size (plus its 33-byte header) is Python's own small-object
+# allocator's (up to 512 bytes), while each 64 KiB buffer cost glibc's malloc
+# about 800 instructions per request (callgrind) to carve, shrink and merge back.
+# A question or a few fit; a client that sends more costs one read more, once.
+FIRST_READ_BYTES = 448
 
 
 def read_in_small_chunks(transport: asyncio.BaseTransport) -> None:
-    """Make asyncio's own socket transport recv() at most ``TRANSPORT_READ_BYTES`` at a time.
+    """Make asyncio's own socket transport recv() ``FIRST_READ_BYTES`` at a time.
 
+    Call ``read_in_bigger_chunks`` once a read comes back with that many bytes.
     uvloop's transports read into one buffer of their own and have no such
     knob; they are left as they are.
     """
     if hasattr(transport, "max_size"):  # selector_events._SelectorTransport's class attribute
+        transport.max_size = FIRST_READ_BYTES
+
+
+def read_in_bigger_chunks(transport: asyncio.BaseTransport) -> None:
+    """From now on recv() up to ``TRANSPORT_READ_BYTES`` (the client sends in bulk)."""
+    if hasattr(transport, "max_size"):
         transport.max_size = TRANSPORT_READ_BYTES
 
 

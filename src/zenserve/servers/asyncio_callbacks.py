@@ -25,7 +25,12 @@ from typing import cast
 from zenserve.conversation import Conversation
 from zenserve.servers import base
 from zenserve.servers.aio import LoopServer
-from zenserve.servers.aio_connection import LoopConnection, read_in_small_chunks
+from zenserve.servers.aio_connection import (
+    FIRST_READ_BYTES,
+    LoopConnection,
+    read_in_bigger_chunks,
+    read_in_small_chunks,
+)
 from zenserve.servers.linger import LINGER_BYTES, LINGER_SECONDS
 from zenserve.servers.sweep import input_waiting
 
@@ -80,6 +85,8 @@ class ZenProtocol(asyncio.Protocol, LoopConnection):
 
     def data_received(self, data: bytes) -> None:
         self.heard = True
+        if len(data) >= FIRST_READ_BYTES:
+            read_in_bigger_chunks(self._transport)
         conversation = self._conversation
         reply = conversation.receive(data)
         if reply:
@@ -203,6 +210,8 @@ class DeferringZenProtocol(ZenProtocol):
 
     def data_received(self, data: bytes) -> None:
         self.heard = True
+        if len(data) >= FIRST_READ_BYTES:
+            read_in_bigger_chunks(self._transport)
         conversation = self._conversation
         questions = conversation.frame(data)
         if questions or self._batches:  # an empty batch keeps a too-long error in order

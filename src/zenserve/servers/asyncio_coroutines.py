@@ -26,7 +26,12 @@ from typing import cast
 from zenserve.conversation import Conversation
 from zenserve.servers import base
 from zenserve.servers.aio import LoopServer
-from zenserve.servers.aio_connection import LoopConnection, read_in_small_chunks
+from zenserve.servers.aio_connection import (
+    FIRST_READ_BYTES,
+    LoopConnection,
+    read_in_bigger_chunks,
+    read_in_small_chunks,
+)
 from zenserve.servers.linger import LINGER_BYTES, LINGER_SECONDS
 from zenserve.servers.sweep import input_waiting
 
@@ -156,6 +161,8 @@ class Server(LoopServer):
                         conversation.end_of_stream()
                     return
                 connection.heard = True
+                if len(data) >= FIRST_READ_BYTES:
+                    read_in_bigger_chunks(transport)
                 if io_delay:
                     questions = conversation.frame(data)
                     if questions:
