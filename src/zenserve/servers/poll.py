@@ -76,12 +76,15 @@ class Server(EventLoopServer[tuple[int, int]]):
             nearest = heap[0][0] if heap else infinity
             if io_delay or self._listener_due or self._stopping:
                 nearest = self._nearest_chore(nearest)
+                waiting_from = monotonic()  # io answers are due to the millisecond
+            else:
+                # Idle and request deadlines (seconds) may wake late by this turn's
+                # handling: the clock read after the last wait saves one per turn.
+                waiting_from = self.now
             if nearest == infinity:
                 events = wait(-1)  # no limit
             else:
-                # From the clock read after the last wait: late by at most that
-                # turn's handling, and a passed deadline is acted on below anyway.
-                timeout = (nearest - self.now) * units
+                timeout = (nearest - waiting_from) * units
                 events = wait(timeout if timeout > 0.0 else 0)
             self.now = now = monotonic()
             for fd, mask in events:
