@@ -89,8 +89,10 @@ class Server(EventLoopServer[tuple[int, int]]):
             self.now = now = monotonic()
             for fd, mask in events:
                 try:
-                    connection = connections[fd]
+                    connection = connections[fd]  # cheaper than .get(): no method call
                 except KeyError:
+                    connection = None
+                if connection is None:  # handled outside the except: no KeyError context
                     on_own_socket(fd)  # the listener, the waker or the accept share
                     continue
                 try:
