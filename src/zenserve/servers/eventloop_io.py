@@ -44,6 +44,7 @@ log = logging.getLogger("zenserve.server")
 
 READ = 1  # the values of selectors.EVENT_READ and EVENT_WRITE
 WRITE = 2
+# A connection's reads once one of FIRST_RECV_BYTES came back full (see there).
 # Small enough that one recv's answers stay bounded (a 1-byte "?" earns a
 # 24-byte error, so 16 KiB in is at most ~400 KiB out); big enough that a
 # pipelining client's questions arrive hundreds per recv.
@@ -87,9 +88,9 @@ class ConnectionIO(base.Server):
 
     def _on_readable(self, connection: Connection) -> None:
         """Read once; answer every question it completes, in one send (the hot path)."""
-        sock = connection.sock
+        sock, read_size = connection.sock, connection.read_size
         try:
-            data = sock.recv(RECV_BYTES)
+            data = sock.recv(read_size)
         except (BlockingIOError, InterruptedError):
             return
         except OSError as error:
@@ -98,6 +99,8 @@ class ConnectionIO(base.Server):
         if not data:
             self._on_end_of_stream(connection)
             return
+        if len(data) == read_size:  # the client sends in bulk: read in big chunks
+            connection.read_size = RECV_BYTES
         if connection.linger_budget:  # its closing reply is sent: drop what it still sends
             self._keep_dropping(connection, len(data))
             return

@@ -19,6 +19,7 @@ import gevent
 from gevent.hub import GreenletExit, RawGreenlet
 
 from zenserve.conversation import Conversation
+from zenserve.servers.eventloop_connection import FIRST_RECV_BYTES
 from zenserve.servers.sweep import ConnectionClock, input_waiting
 
 # Idle workers kept for the next requests; more are made when more requests wait at once.
@@ -29,13 +30,15 @@ class GreenConnection(ConnectionClock):
     """One client's socket, conversation and read watcher, as the sweep and shutdown see them."""
 
     __slots__ = ("closed_by_server", "conversation", "linger_budget", "linger_timer",
-                 "paying_cost", "progress", "refused", "sock", "waiting_worker", "watcher")
+                 "paying_cost", "progress", "read_size", "refused", "sock", "waiting_worker",
+                 "watcher")
 
     def __init__(self, sock: socket.socket, conversation: Conversation, watcher: Any) -> None:
         super().__init__(time.monotonic())
         self.sock = sock  # a plain non-blocking socket
         self.conversation = conversation
         self.watcher = watcher  # the hub's read watcher, started while the connection is idle
+        self.read_size = FIRST_RECV_BYTES  # what one recv asks for (see there)
         # The worker greenlet suspended on this connection's behalf (an io cost, or
         # answers draining), or None: parked on the watcher, or being served right now.
         self.waiting_worker: Any = None

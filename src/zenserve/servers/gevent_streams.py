@@ -51,7 +51,7 @@ from zenserve.servers.sweep import STOP_POLL_SECONDS
 
 log = logging.getLogger("zenserve.server")
 
-RECV_BYTES = 65536
+RECV_BYTES = 65536  # once a read of the connection's first size came back full
 # After shutting down what a stop left open, how long its waiting requests may take to notice.
 ABORT_SETTLE_SECONDS = 1.0
 
@@ -139,9 +139,10 @@ class Server(base.Server):
     def _readable(self, connection: GreenConnection) -> None:
         """The hub's callback for a connection with input: answered here unless it must wait."""
         sock, conversation = connection.sock, connection.conversation
+        read_size = connection.read_size
         try:
             try:
-                data = sock.recv(RECV_BYTES)
+                data = sock.recv(read_size)
             except BlockingIOError:
                 return  # woken without input after all
             if not data:
@@ -149,6 +150,8 @@ class Server(base.Server):
                     conversation.end_of_stream()
                 self._close(connection)
                 return
+            if len(data) == read_size:  # the client sends in bulk: read in big chunks
+                connection.read_size = RECV_BYTES
             connection.heard = True  # the sweep's sign of life, for this read and its reply
             if self._answers_at_once:
                 reply = conversation.receive(data)
