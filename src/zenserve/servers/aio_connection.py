@@ -2,7 +2,8 @@
 
 ``LoopConnection`` is what asyncio-callbacks' protocols and asyncio-coroutines'
 streams each implement; ``RefusedClient`` is a client turned away past
-``--max-connections``. ``read_in_small_chunks`` and ``read_in_bigger_chunks``
+``--max-connections``; ``DropInput`` is asyncio-callbacks' protocol for a
+transport after its closing reply. ``read_in_small_chunks`` and ``read_in_bigger_chunks``
 keep a transport's reads off glibc's mmap path, and small ones off its malloc
 (see there).
 """
@@ -117,3 +118,31 @@ class RefusedClient(LoopConnection):
         self._server.loop.remove_reader(self._sock.fileno())
         self._sock.close()
         self._server.refusal_ended(self)
+
+
+class DropInput(asyncio.Protocol):
+    """A transport's protocol once its closing reply is written (see ``linger``).
+
+    Drops what the client still sends until its end of stream,
+    ``LINGER_BYTES`` or ``LINGER_SECONDS``, then closes; the conversation's
+    protocol hears of the end as usual.
+    """
+
+    def __init__(self, transport: asyncio.Transport, owner: asyncio.BaseProtocol,
+                 loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._owner = owner
+        self._budget = LINGER_BYTES
+        self._timer = loop.call_later(LINGER_SECONDS, transport.close)
+
+    def data_received(self, data: bytes) -> None:
+        self._budget -= len(data)
+        if self._budget <= 0:
+            self._transport.close()
+
+    def eof_received(self) -> bool | None:
+        return None  # close
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._timer.cancel()
+        self._owner.connection_lost(None)  # a reset now is no news: the reply was sent

@@ -27,11 +27,11 @@ from zenserve.servers import base
 from zenserve.servers.aio import LoopServer
 from zenserve.servers.aio_connection import (
     FIRST_READ_BYTES,
+    DropInput,
     LoopConnection,
     read_in_bigger_chunks,
     read_in_small_chunks,
 )
-from zenserve.servers.linger import LINGER_BYTES, LINGER_SECONDS
 from zenserve.servers.sweep import input_waiting
 
 log = logging.getLogger("zenserve.server")
@@ -158,34 +158,6 @@ class ZenProtocol(asyncio.Protocol, LoopConnection):
         if self._lingering or not (self._conversation.mid_request or self.working()
                                    or input_waiting(self._sock.fileno())):
             transport.close()  # after the answers already written are sent
-
-
-class DropInput(asyncio.Protocol):
-    """A transport's protocol once its closing reply is written (see ``linger``).
-
-    Drops what the client still sends until its end of stream,
-    ``LINGER_BYTES`` or ``LINGER_SECONDS``, then closes; the conversation's
-    protocol hears of the end as usual.
-    """
-
-    def __init__(self, transport: asyncio.Transport, owner: ZenProtocol,
-                 loop: asyncio.AbstractEventLoop) -> None:
-        self._transport = transport
-        self._owner = owner
-        self._budget = LINGER_BYTES
-        self._timer = loop.call_later(LINGER_SECONDS, transport.close)
-
-    def data_received(self, data: bytes) -> None:
-        self._budget -= len(data)
-        if self._budget <= 0:
-            self._transport.close()
-
-    def eof_received(self) -> bool | None:
-        return None  # close
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._timer.cancel()
-        self._owner.connection_lost(None)  # a reset now is no news: the reply was sent
 
 
 class DeferringZenProtocol(ZenProtocol):
