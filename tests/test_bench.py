@@ -234,11 +234,18 @@ def test_a_server_too_slow_for_the_rate_is_a_finding_about_the_server(tmp_path: 
 
 
 def test_a_generator_that_falls_behind_its_schedule_blames_itself(tmp_path: Path) -> None:
-    """The load process is stopped (SIGSTOP) for half a second: its sends lag, not the server."""
+    """The load process is stopped (SIGSTOP) for a second: its sends lag, not the server.
+
+    A slow rate keeps both connections idle between sends almost all the time:
+    an answer that was in flight when the process stopped is read late, and
+    the generator cannot tell that from a slow server (no arrival timestamps),
+    so a connection caught that way blames the server. Either connection alone
+    falling behind is enough for the verdict (a third of its sends are late).
+    """
     json_path = tmp_path / "run.json"
     with TestServer() as server:
         command = [sys.executable, "-m", "zenserve", "bench", "-p", str(server.port),
-                   "-c", "2", "-R", "400", "-d", "2s", "--warmup", "0s", "--processes", "1",
+                   "-c", "2", "-R", "20", "-d", "3s", "--warmup", "0s", "--processes", "1",
                    "--json", str(json_path)]
         with sigint_at_default_for_children():
             process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -248,7 +255,7 @@ def test_a_generator_that_falls_behind_its_schedule_blames_itself(tmp_path: Path
             [worker] = load_processes(process)
             worker.suspend()
             try:
-                time.sleep(0.5)  # the stall itself, not a wait for readiness
+                time.sleep(1.0)  # the stall itself, not a wait for readiness
             finally:
                 worker.resume()
             stdout, stderr = process.communicate(timeout=60)
@@ -257,13 +264,13 @@ def test_a_generator_that_falls_behind_its_schedule_blames_itself(tmp_path: Path
             process.wait(timeout=10)
     assert process.returncode == 0, stderr
     assert "warning: the load generator may have been the bottleneck: it fell behind its "\
-           "schedule" in stdout
+           "schedule" in stdout, stdout
     assert "the server could not keep up" not in stdout
     document = json.loads(json_path.read_text())
     assert document["saturated"] is True
-    # About 200 requests were due during the stall: each was sent late, none was the server's.
-    assert document["late_sends"] >= 100
-    assert document["max_send_lag_ms"] >= 300
+    # About 20 requests were due during the stall: each was sent late, none was the server's.
+    assert document["late_sends"] >= 8
+    assert document["max_send_lag_ms"] >= 600
 
 
 @pytest.mark.parametrize(("arguments", "message"), [
