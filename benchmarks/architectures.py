@@ -1,6 +1,6 @@
 """Every registered architecture against its book listing and the C yardstick, in one run.
 
-    .venv/bin/python benchmarks/architectures.py            # full run: 5 rounds × 1.5 s
+    .venv/bin/python benchmarks/architectures.py            # full run: 7 rounds × 1 s
     .venv/bin/python benchmarks/architectures.py --quick    # 1 round × 1 s, marked provisional
     .venv/bin/python benchmarks/architectures.py --arch poll --arch epoll
 
@@ -171,7 +171,7 @@ def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
 
     return parse_race_arguments(
         argv, __doc__.splitlines()[0] if __doc__ else None, quick=RunLength(1, 1.0),
-        full=RunLength(5, 1.5), arch_default="all registered", connections=CONNECTION_COUNTS,
+        full=RunLength(7, 1.0), arch_default="all registered", connections=CONNECTION_COUNTS,
         extend=provisional_option)
 
 
@@ -201,7 +201,7 @@ def report(groups: Sequence[GroupResult], args: argparse.Namespace,
     lines = section_start(
         "## Architectures vs the book's listings and the C reference",
         (args.provisional, busy), "Not final numbers. The full run: `make bench` "
-        "(5 rounds × 1.5 s per point, about 25 minutes) on a quiet machine.",
+        "(7 rounds × 1 s per point, about 25 minutes) on a quiet machine.",
         make_target.get(tuple(sys.argv[1:]), ""))
     lines += [f"- each point: median of {args.rounds} run(s) of {args.seconds:g} s by the C "
               "reference load generator (zen_ref_load.c, cc -O2), contenders interleaved",
