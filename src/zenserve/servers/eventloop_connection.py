@@ -43,6 +43,7 @@ class Connection:
         "request_started",
         "serial",
         "sock",
+        "stats",
     )
 
     def __init__(self, sock: socket.socket, conversation: Conversation, serial: int,
@@ -51,8 +52,10 @@ class Connection:
         self.fd = sock.fileno()
         self.conversation = conversation
         # The answer to a read that is one whole known question, at a request boundary
-        # (Conversation.shortcut): the loop answers it without a call into receive.
-        self.known = conversation.shortcut()[0].get
+        # (Conversation.shortcut): the loop answers it without a call into receive,
+        # counting it in the conversation's stats (a health probe's are not the server's).
+        ready, self.stats = conversation.shortcut()
+        self.known = ready.get
         self.serial = serial
         self.open = True
         self.eof = False  # the client half-closed: answer what it asked, then close

@@ -69,7 +69,6 @@ class ConnectionIO(base.Server):
         self._deadlines: Deadlines[Connection] = Deadlines()
         self._answers_due: AnswersDue[Connection] = AnswersDue(context.service.io_delay)
         self._io_delay = context.service.io_delay
-        self._stats = context.stats
         self._idle_timeout = context.limits.idle_timeout
         self._request_timeout = context.limits.request_timeout
         self.now = time.monotonic()  # set by the loop after each wait
@@ -114,7 +113,7 @@ class ConnectionIO(base.Server):
                     or (reply := connection.known(data)) is None):
                 reply = conversation.receive(data)
             else:  # one whole known question: counted as receive would, without its call
-                stats = self._stats
+                stats = connection.stats
                 stats.answered += 1
                 stats.bytes_in += len(data)
                 stats.bytes_out += len(reply)

@@ -30,16 +30,18 @@ class GreenConnection(ConnectionClock):
     """One client's socket, conversation and read watcher, as the sweep and shutdown see them."""
 
     __slots__ = ("closed_by_server", "conversation", "known", "linger_budget", "linger_timer",
-                 "paying_cost", "progress", "read_size", "refused", "sock", "waiting_worker",
-                 "watcher")
+                 "paying_cost", "progress", "read_size", "refused", "sock", "stats",
+                 "waiting_worker", "watcher")
 
     def __init__(self, sock: socket.socket, conversation: Conversation, watcher: Any) -> None:
         super().__init__(time.monotonic())
         self.sock = sock  # a plain non-blocking socket
         self.conversation = conversation
         # The answer to a read that is one whole known question, at a request boundary
-        # (Conversation.shortcut): the hub answers it without a call into receive.
-        self.known = conversation.shortcut()[0].get
+        # (Conversation.shortcut): the hub answers it without a call into receive,
+        # counting it in the conversation's stats (a health probe's are not the server's).
+        ready, self.stats = conversation.shortcut()
+        self.known = ready.get
         self.watcher = watcher  # the hub's read watcher, started while the connection is idle
         self.read_size = FIRST_RECV_BYTES  # what one recv asks for (see there)
         # The worker greenlet suspended on this connection's behalf (an io cost, or

@@ -67,7 +67,6 @@ class Server(base.Server):
         self._user_code = context.service.calls_user_code
         # Neither: every request is answered in the hub (one bool read per request).
         self._answers_at_once = not (self._io_delay or self._user_code)
-        self._stats = context.stats
         self._stopping = False
         self._graceful = True
         self._stop_asked = False
@@ -159,7 +158,7 @@ class Server(base.Server):
                         or (reply := connection.known(data)) is None):
                     reply = conversation.receive(data)
                 else:  # one whole known question: counted as receive would, without its call
-                    stats = self._stats
+                    stats = connection.stats
                     stats.answered += 1
                     stats.bytes_in += len(data)
                     stats.bytes_out += len(reply)
