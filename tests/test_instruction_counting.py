@@ -59,3 +59,4 @@ def test_more_instructions_or_more_syscalls_than_the_book_is_more_work() -> None
     assert "1: less work (book ÷ zenserve 1.11×" in line
     assert "10: MORE WORK (book ÷ zenserve 0.91×" in line
     assert "100: MORE WORK (book ÷ zenserve 1.11×" in line  # fewer instructions, more syscalls
+    assert "syscalls but futex 2.50 vs the book's 2.00" in line
