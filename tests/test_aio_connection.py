@@ -11,11 +11,11 @@ import pytest
 from tests.helpers import SOCKET_TIMEOUT
 from zenserve.loops import new_uvloop
 from zenserve.servers.aio_connection import (
-    FIRST_READ_BYTES,
     TRANSPORT_READ_BYTES,
     read_in_bigger_chunks,
     read_in_small_chunks,
 )
+from zenserve.servers.first_read import FIRST_READ_BYTES
 
 # What one send() offers at a time while the socket pair's buffer fills up.
 SEND_BYTES = 16 * 1024

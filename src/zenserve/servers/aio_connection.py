@@ -15,6 +15,7 @@ import asyncio
 import socket
 from typing import TYPE_CHECKING
 
+from zenserve.servers.first_read import FIRST_READ_BYTES
 from zenserve.servers.linger import LINGER_BYTES, LINGER_SECONDS, drop_input
 from zenserve.servers.sweep import ConnectionClock
 
@@ -29,12 +30,6 @@ if TYPE_CHECKING:
 # raises glibc's threshold: a process's first clients paid it on every request.
 # Reads of 64 KiB stay on the heap from the first request on.
 TRANSPORT_READ_BYTES = 64 * 1024
-# A connection's reads start smaller still, until one comes back full: a bytes
-# object this size (plus its 33-byte header) is Python's own small-object
-# allocator's (up to 512 bytes), while each 64 KiB buffer cost glibc's malloc
-# about 800 instructions per request (callgrind) to carve, shrink and merge back.
-# A question or a few fit; a client that sends more costs one read more, once.
-FIRST_READ_BYTES = 448
 
 
 def read_in_small_chunks(transport: asyncio.BaseTransport) -> None:

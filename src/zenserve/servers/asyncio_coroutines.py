@@ -27,11 +27,11 @@ from zenserve.conversation import Conversation
 from zenserve.servers import base
 from zenserve.servers.aio import LoopServer
 from zenserve.servers.aio_connection import (
-    FIRST_READ_BYTES,
     LoopConnection,
     read_in_bigger_chunks,
     read_in_small_chunks,
 )
+from zenserve.servers.first_read import FIRST_READ_BYTES
 from zenserve.servers.linger import LINGER_BYTES, LINGER_SECONDS
 from zenserve.servers.sweep import input_waiting
 

@@ -26,6 +26,7 @@ from zenserve.conversation import Conversation
 from zenserve.net import describe_address
 from zenserve.servers.accepting import accept_or_wait
 from zenserve.servers.base import ServeContext, Waker
+from zenserve.servers.first_read import FIRST_READ_BYTES
 from zenserve.servers.linger import linger
 from zenserve.signals import start_leaving_signals_to_main
 
@@ -36,12 +37,6 @@ __all__ = ["ConversationStop", "StopSignal", "accept_or_wait", "converse",
 log = logging.getLogger("zenserve.server")
 
 RECV_BYTES = 65536
-# A request's read asks for less: CPython allocates a bytes object of up to
-# 512 bytes (33 of them its header) from its own small-object pools, and a
-# larger one with malloc(), which costs more than the rest of the request
-# (callgrind). A read that fills it is followed at once by a big read that
-# does not wait, so a burst of pipelined questions is still answered in one send.
-FIRST_RECV_BYTES = 448
 # After shutdown(SHUT_RD) recv() no longer blocks, so the rest of a question
 # that was arriving when a graceful stop began is awaited in steps this long.
 STOP_STEP_SECONDS = 0.01
@@ -183,7 +178,7 @@ def _converse(sock: socket.socket, conversation: Conversation, context: ServeCon
     question_deadline = 0.0  # set while a question arrives in pieces
     while True:
         try:
-            data = recv(FIRST_RECV_BYTES)
+            data = recv(FIRST_READ_BYTES)
         except BlockingIOError:  # SO_RCVTIMEO expired
             log.info("Client %s timed out; closing", conversation.peer)
             return
@@ -201,7 +196,7 @@ def _converse(sock: socket.socket, conversation: Conversation, context: ServeCon
                 conversation.end_of_stream()
             return
         reply = conversation.receive(data)
-        if len(data) == FIRST_RECV_BYTES and not conversation.closing:
+        if len(data) == FIRST_READ_BYTES and not conversation.closing:
             # A full read: the rest of a burst is taken now and answered in the
             # same send, as one big read would have. The conversation has seen
             # the first part, so a socket that watches it knows where it stands.
@@ -233,7 +228,7 @@ def _know_nothing(data: bytes) -> None:
 
 
 def _rest_of_burst(sock: socket.socket) -> bytes:
-    """What has already arrived after a read that filled ``FIRST_RECV_BYTES`` (b"" if nothing)."""
+    """What has already arrived after a read that filled ``FIRST_READ_BYTES`` (b"" if nothing)."""
     try:
         return sock.recv(RECV_BYTES, socket.MSG_DONTWAIT)
     except BlockingIOError:

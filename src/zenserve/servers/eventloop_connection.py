@@ -9,17 +9,12 @@ import socket
 from zenserve.conversation import Conversation
 from zenserve.net import describe_address
 from zenserve.protocol import ERROR_BUSY
+from zenserve.servers.first_read import FIRST_READ_BYTES
 from zenserve.servers.linger import LINGER_BYTES, drop_input, shut_write_side
 from zenserve.stats import Stats
 
 log = logging.getLogger("zenserve.server")
 
-# A connection's reads start this small, until one comes back full: a bytes object
-# this size (plus its 33-byte header) comes from CPython's small-object pools, while
-# a big read buffer cost glibc's malloc ~1,000 instructions per request to carve,
-# shrink and merge back (callgrind). A client that sends in bulk costs one read
-# more, once; then the connection reads in big chunks.
-FIRST_RECV_BYTES = 448
 
 
 class Connection:
@@ -61,7 +56,7 @@ class Connection:
         self.eof = False  # the client half-closed: answer what it asked, then close
         self.interest = 0  # what the loop watches it for (READ | WRITE)
         self.outgoing = bytearray()  # answers the socket could not take yet
-        self.read_size = FIRST_RECV_BYTES  # what one recv asks for
+        self.read_size = FIRST_READ_BYTES  # what one recv asks for
         self.deadline = deadline
         self.armed = math.inf
         self.request_started = 0.0  # when the unfinished question began (0: none)

@@ -44,7 +44,7 @@ log = logging.getLogger("zenserve.server")
 
 READ = 1  # the values of selectors.EVENT_READ and EVENT_WRITE
 WRITE = 2
-# A connection's reads once one of FIRST_RECV_BYTES came back full (see there).
+# A connection's reads once one of FIRST_READ_BYTES came back full (first_read).
 # Small enough that one recv's answers stay bounded (a 1-byte "?" earns a
 # 24-byte error, so 16 KiB in is at most ~400 KiB out); big enough that a
 # pipelining client's questions arrive hundreds per recv.

@@ -19,7 +19,7 @@ import gevent
 from gevent.hub import GreenletExit, RawGreenlet
 
 from zenserve.conversation import Conversation
-from zenserve.servers.eventloop_connection import FIRST_RECV_BYTES
+from zenserve.servers.first_read import FIRST_READ_BYTES
 from zenserve.servers.sweep import ConnectionClock, input_waiting
 
 # Idle workers kept for the next requests; more are made when more requests wait at once.
@@ -43,7 +43,7 @@ class GreenConnection(ConnectionClock):
         ready, self.stats = conversation.shortcut()
         self.known = ready.get
         self.watcher = watcher  # the hub's read watcher, started while the connection is idle
-        self.read_size = FIRST_RECV_BYTES  # what one recv asks for (see there)
+        self.read_size = FIRST_READ_BYTES  # what one recv asks for (see there)
         # The worker greenlet suspended on this connection's behalf (an io cost, or
         # answers draining), or None: parked on the watcher, or being served right now.
         self.waiting_worker: Any = None
