@@ -201,7 +201,7 @@ def report(groups: Sequence[GroupResult], args: argparse.Namespace,
     lines = section_start(
         "## Architectures vs the book's listings and the C reference",
         (args.provisional, busy), "Not final numbers. The full run: `make bench` "
-        "(7 rounds × 1 s per point, about 25 minutes) on a quiet machine.",
+        "(7 rounds × 1 s per point, about 35 minutes) on a quiet machine.",
         make_target.get(tuple(sys.argv[1:]), ""))
     lines += [f"- each point: median of {args.rounds} run(s) of {args.seconds:g} s by the C "
               "reference load generator (zen_ref_load.c, cc -O2), contenders interleaved",
