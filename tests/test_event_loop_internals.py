@@ -35,7 +35,7 @@ def arch(request: pytest.FixtureRequest) -> str:
 
 
 @contextlib.contextmanager
-def serving(arch: str, listener: socket.socket) -> Iterator[EventLoopServer[object]]:
+def serving(arch: str, listener: socket.socket) -> Iterator[EventLoopServer]:
     """Run ``arch`` on ``listener`` in a thread; stop it and check it ended."""
     context = ServeContext(ServerConfig(architecture=arch, limits=Limits()), Service())
     server = server_class(arch)(listener, context)
@@ -95,7 +95,7 @@ def cramped_listener() -> socket.socket:
     return listener
 
 
-def cramped_client(server: EventLoopServer[object]) -> socket.socket:
+def cramped_client(server: EventLoopServer) -> socket.socket:
     """A client with a tiny receive buffer: the kernel holds few answers, the loop the rest."""
     client = socket.socket()
     client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
@@ -138,7 +138,7 @@ def test_a_client_that_does_not_read_stops_being_read(arch: str) -> None:
         assert not sender.is_alive()
 
 
-def _paused(server: EventLoopServer[object]) -> bool:
+def _paused(server: EventLoopServer) -> bool:
     """True when a connection that may still send is not being read: backpressure."""
     return any(c.outgoing and not c.eof and not c.interest & READ
                for c in server.open_connections())

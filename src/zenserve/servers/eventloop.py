@@ -24,7 +24,6 @@ import logging
 import math
 import socket
 from collections.abc import Callable
-from typing import Generic, TypeVar
 
 from zenserve.accept_share import AcceptTurns
 from zenserve.net import describe_address
@@ -40,10 +39,7 @@ ACCEPT_BACKOFF_SECONDS = 0.1
 # While stopping, wake this often so a SIGINT after SIGTERM is noticed.
 STOP_POLL_SECONDS = 0.1
 
-Event = TypeVar("Event")
-
-
-class EventLoopServer(ConnectionIO, Generic[Event]):
+class EventLoopServer(ConnectionIO):
     """One thread serving every connection from readiness events."""
 
     def __init__(self, listener: socket.socket, context: base.ServeContext) -> None:

@@ -28,7 +28,7 @@ if TYPE_CHECKING:  # select.poll is a factory function at run time, not a type
     Poller: TypeAlias = select.poll | select.epoll
 
 
-class Server(EventLoopServer[tuple[int, int]]):
+class Server(EventLoopServer):
     """The event loop on ``select.poll()``, dispatching by file descriptor.
 
     The class attributes are the readiness API's constants, so `epoll` is this
